@@ -1,0 +1,34 @@
+# Two set-up commands: `make demo` and `make test` (both create .venv and install first).
+PY ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+CORES ?= all
+
+.PHONY: install demo test test-slurm overfit bench lint dryrun-paper clean
+
+$(STAMP): pyproject.toml requirements.lock
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	# torch first, pinned: the CPU wheel on this kind of machine (a bare `torch` pulls CUDA).
+	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet -r requirements.lock
+	$(BIN)/pip install --quiet --no-deps -e .
+	touch $@
+
+install: $(STAMP)
+
+demo: install
+	$(BIN)/snakemake --cores $(CORES)
+
+test: install
+	$(BIN)/python -m pytest -q tests
+
+lint: install
+	$(BIN)/snakemake --lint
+
+dryrun-paper: install
+	$(BIN)/snakemake -n --configfile config/paper.yaml
+
+clean:
+	rm -rf results .snakemake

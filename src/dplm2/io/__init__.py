@@ -1,0 +1,19 @@
+"""Shared file I/O: atomic writes, Parquet shards with provenance metadata, safe loading."""
+
+from dplm2.io.atomic import atomic_path, atomic_write_bytes, atomic_write_text
+from dplm2.io.parquet import (
+    read_parquet_checked,
+    read_parquet_metadata,
+    shard_name,
+    write_parquet,
+)
+
+__all__ = [
+    "atomic_path",
+    "atomic_write_bytes",
+    "atomic_write_text",
+    "read_parquet_checked",
+    "read_parquet_metadata",
+    "shard_name",
+    "write_parquet",
+]

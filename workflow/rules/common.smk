@@ -1,0 +1,35 @@
+# Shared helpers for all rule files: output folder, code-version params, JSON params.
+import hashlib
+import json
+from pathlib import Path
+
+RESULTS = Path(config.get("results", "results"))
+SRC = Path(workflow.basedir) / "src" / "dplm2"
+
+
+def res(*parts):
+    """Path under the results folder (config key `results`)."""
+    return str(RESULTS.joinpath(*parts))
+
+
+def code_version(*packages):
+    """Hash of the package sources a rule runs, so editing that code reruns the rule
+    (Snakemake tracks params, not imported modules). Narrow on purpose: editing the
+    evaluation code never retrains a model."""
+    h = hashlib.sha256()
+    for pkg in ("io", "config.py", "structure", "train") + packages:
+        p = SRC / pkg
+        files = sorted(p.rglob("*.py")) if p.is_dir() else [p]
+        for f in files:
+            if f.exists():
+                h.update(f.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def section(*keys):
+    """JSON of one config section, passed to `dplm2 ... --params`; params are narrow so only
+    changing the keys a rule uses reruns it."""
+    node = config
+    for k in keys:
+        node = node[k]
+    return json.dumps(node, sort_keys=True)
