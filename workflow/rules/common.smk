@@ -33,3 +33,16 @@ def section(*keys):
     for k in keys:
         node = node[k]
     return json.dumps(node, sort_keys=True)
+
+
+def all_targets():
+    """Final products of every stage (each rule file defines its <STAGE>_TARGETS list)."""
+    return (
+        DOWNLOAD_TARGETS
+        + PROCESS_TARGETS
+        + TOKENIZER_TARGETS
+        + LM_TARGETS
+        + GENERATE_TARGETS
+        + EVALUATE_TARGETS
+        + REPORT_TARGETS
+    )

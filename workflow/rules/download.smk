@@ -1,0 +1,2 @@
+# download stage rules.
+DOWNLOAD_TARGETS = []

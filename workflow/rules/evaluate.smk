@@ -1,0 +1,2 @@
+# evaluate stage rules.
+EVALUATE_TARGETS = []

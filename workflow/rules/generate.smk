@@ -1,0 +1,2 @@
+# generate stage rules.
+GENERATE_TARGETS = []

@@ -1,0 +1,2 @@
+# lm stage rules.
+LM_TARGETS = []

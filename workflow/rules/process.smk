@@ -1,0 +1,2 @@
+# process stage rules.
+PROCESS_TARGETS = []

@@ -1,0 +1,2 @@
+# report stage rules.
+REPORT_TARGETS = []

@@ -1,0 +1,2 @@
+# tokenizer stage rules.
+TOKENIZER_TARGETS = []
