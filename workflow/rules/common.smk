@@ -1,4 +1,4 @@
-# Shared helpers for all rule files: output folder, code-version params, JSON params.
+# Shared helpers of the rule files (output folder, code-version params, JSON params).
 import hashlib
 import json
 from pathlib import Path

@@ -1,0 +1,61 @@
+"""The workflow as users run it: dry-run, lint, config validation errors."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+SNAKEMAKE = Path(sys.executable).with_name("snakemake")
+
+
+def run_snakemake(*args: str, cwd: Path = REPO, timeout: int = 120) -> subprocess.CompletedProcess:
+    exe = str(SNAKEMAKE) if SNAKEMAKE.exists() else shutil.which("snakemake")
+    assert exe, "snakemake not installed"
+    env = {**os.environ, "PATH": f"{SNAKEMAKE.parent}:{os.environ.get('PATH', '')}"}
+    return subprocess.run(
+        [exe, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env
+    )
+
+
+def test_dry_run_default_config(tmp_path):
+    out = run_snakemake("-n", "--quiet", "rules", "--config", f"results={tmp_path}/results")
+    assert out.returncode == 0, out.stderr[-3000:]
+
+
+def test_lint_is_clean():
+    out = run_snakemake("--lint")
+    text = out.stdout + out.stderr
+    assert "Congratulations" in text or out.returncode == 0 and "Lints for" not in text, text[-4000:]
+
+
+def _overlay(tmp_path: Path, section: str, key: str, value) -> Path:
+    cfg = yaml.safe_load((REPO / "config.yaml").read_text())
+    cfg.setdefault(section, {})[key] = value
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def test_unknown_key_is_rejected_naming_it(tmp_path):
+    bad = _overlay(tmp_path, "lm", "learnin_rate", 0.1)
+    out = run_snakemake("-n", "--configfile", str(bad))
+    assert out.returncode != 0
+    assert "learnin_rate" in out.stdout + out.stderr
+
+
+def test_wrong_type_is_rejected_naming_the_key(tmp_path):
+    cfg = yaml.safe_load((REPO / "config.yaml").read_text())
+    cfg["results"] = 42
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump(cfg))
+    out = run_snakemake("-n", "--configfile", str(bad))
+    assert out.returncode != 0
+    text = out.stdout + out.stderr
+    assert "results" in text and "string" in text
