@@ -1,2 +1,233 @@
-# download stage rules.
-DOWNLOAD_TARGETS = []
+# download stage: PDB entries (wwPDB) and AlphaFold DB models into results/raw/{pdb,afdb}
+# (the servers' own layout) + one manifest per source, results/download/{pdb,afdb}_manifest.parquet.
+#
+# ID list -> scatter into shards (fetch jobs, `threads` parallel transfers each) -> gather of the
+# shard manifests. The raw files are recorded in the manifests (path, sha256), which is what the
+# process stage reads; they are not declared outputs because shards share one folder.
+# The rules are natural `localrules` candidates (network-bound, little CPU) but stay ordinary
+# rules so that a cluster profile can decide where they run (login nodes often forbid it).
+import copy
+import os
+
+import yaml
+
+
+def _with_defaults(schema, node):
+    """Fill the schema's defaults into ``node`` in place (recursively). Snakemake's
+    ``validate`` does not apply defaults behind a ``$ref``, so the stage does it itself."""
+    for key, sub in schema.get("properties", {}).items():
+        if key not in node and "default" in sub:
+            node[key] = copy.deepcopy(sub["default"])
+        if isinstance(node.get(key), dict) and sub.get("type") == "object":
+            _with_defaults(sub, node[key])
+    return node
+
+
+with open(os.path.join(workflow.basedir, "workflow", "schemas", "download.schema.yaml")) as _fh:
+    DL = _with_defaults(yaml.safe_load(_fh), config.setdefault("download", {}))
+
+
+def _dl_local(path):
+    """A config path relative to the workflow folder (ID lists in resources/)."""
+    return path if os.path.isabs(path) else os.path.join(workflow.basedir, path)
+
+
+scattergather:
+    download_pdb=DL["pdb"]["shards"],
+    download_afdb=DL["afdb"]["shards"],
+
+
+rule download_pdb_ids:
+    input:
+        [_dl_local(DL["pdb"]["id_file"])]
+        if DL["pdb"]["id_source"] == "file" and DL["pdb"]["id_file"]
+        else [],
+    output:
+        ensure(res("download", "pdb_ids.txt"), non_empty=True),
+    log:
+        res("logs", "download", "pdb_ids.log"),
+    benchmark:
+        res("benchmarks", "download", "pdb_ids.tsv")
+    conda:
+        "../../envs/data.yaml"
+    threads: 1
+    resources:
+        mem_mb=lambda wc, attempt: 1000 * attempt,
+        runtime=30,
+    retries: 3
+    params:
+        code=code_version("download"),
+        cfg=section("download"),
+        root=workflow.basedir,
+    shell:
+        "dplm2 download ids --source pdb --output {output} --params {params.cfg:q} "
+        "--relative-to {params.root:q} > {log} 2>&1"
+
+
+rule download_pdb:
+    input:
+        ids=res("download", "pdb_ids.txt"),
+    output:
+        ensure(res("download", "pdb", "manifest-{scatteritem}.parquet"), non_empty=True),
+    log:
+        res("logs", "download", "pdb-{scatteritem}.log"),
+    benchmark:
+        res("benchmarks", "download", "pdb-{scatteritem}.tsv")
+    conda:
+        "../../envs/data.yaml"
+    threads: 4
+    resources:
+        mem_mb=lambda wc, attempt: 1000 * attempt,
+        runtime=240,
+    retries: 2
+    params:
+        code=code_version("download"),
+        cfg=section("download"),
+        root=workflow.basedir,
+        raw=res("raw", "pdb"),
+    shell:
+        "dplm2 download fetch --source pdb --ids {input.ids} --shard {wildcards.scatteritem} "
+        "--raw {params.raw:q} --manifest {output} --threads {threads} --params {params.cfg:q} "
+        "--relative-to {params.root:q} > {log} 2>&1"
+
+
+rule download_pdb_gather:
+    input:
+        gather.download_pdb(res("download", "pdb", "manifest-{scatteritem}.parquet"))
+        if DL["pdb"]["enabled"]
+        else [],
+    output:
+        res("download", "pdb_manifest.parquet"),
+    log:
+        res("logs", "download", "pdb_gather.log"),
+    benchmark:
+        res("benchmarks", "download", "pdb_gather.tsv")
+    conda:
+        "../../envs/data.yaml"
+    threads: 1
+    resources:
+        mem_mb=lambda wc, attempt: 2000 * attempt,
+        runtime=30,
+    params:
+        code=code_version("download"),
+        cfg=section("download"),
+    shell:
+        "dplm2 download gather --inputs {input} --output {output} --params {params.cfg:q} "
+        "> {log} 2>&1"
+
+
+rule download_afdb_ids:
+    input:
+        [_dl_local(DL["afdb"]["accession_file"])] if DL["afdb"]["accession_file"] else [],
+    output:
+        ensure(res("download", "afdb_accessions.txt"), non_empty=True),
+    log:
+        res("logs", "download", "afdb_ids.log"),
+    benchmark:
+        res("benchmarks", "download", "afdb_ids.tsv")
+    conda:
+        "../../envs/data.yaml"
+    threads: 1
+    resources:
+        mem_mb=lambda wc, attempt: 1000 * attempt,
+        runtime=10,
+    params:
+        code=code_version("download"),
+        cfg=section("download"),
+        root=workflow.basedir,
+    shell:
+        "dplm2 download ids --source afdb --output {output} --params {params.cfg:q} "
+        "--relative-to {params.root:q} > {log} 2>&1"
+
+
+rule download_afdb:
+    input:
+        ids=res("download", "afdb_accessions.txt"),
+    output:
+        ensure(res("download", "afdb", "manifest-{scatteritem}.parquet"), non_empty=True),
+    log:
+        res("logs", "download", "afdb-{scatteritem}.log"),
+    benchmark:
+        res("benchmarks", "download", "afdb-{scatteritem}.tsv")
+    conda:
+        "../../envs/data.yaml"
+    threads: 4
+    resources:
+        mem_mb=lambda wc, attempt: 1000 * attempt,
+        runtime=240,
+    retries: 2
+    params:
+        code=code_version("download"),
+        cfg=section("download"),
+        root=workflow.basedir,
+        raw=res("raw", "afdb"),
+    shell:
+        "dplm2 download fetch --source afdb --ids {input.ids} --shard {wildcards.scatteritem} "
+        "--raw {params.raw:q} --manifest {output} --threads {threads} --params {params.cfg:q} "
+        "--relative-to {params.root:q} > {log} 2>&1"
+
+
+rule download_swissprot:
+    input:
+        [_dl_local(DL["afdb"]["swissprot"]["accession_file"])]
+        if DL["afdb"]["swissprot"]["accession_file"]
+        else [],
+    output:
+        ensure(res("download", "afdb", "swissprot_manifest.parquet"), non_empty=True),
+    log:
+        res("logs", "download", "swissprot.log"),
+    benchmark:
+        res("benchmarks", "download", "swissprot.tsv")
+    conda:
+        "../../envs/data.yaml"
+    threads: 1
+    resources:
+        mem_mb=lambda wc, attempt: 1000 * attempt,
+        runtime=720,
+    retries: 2
+    params:
+        code=code_version("download"),
+        cfg=section("download"),
+        root=workflow.basedir,
+        raw=res("raw", "afdb", "swissprot"),
+    shell:
+        "dplm2 download swissprot --raw {params.raw:q} --manifest {output} "
+        "--params {params.cfg:q} --relative-to {params.root:q} > {log} 2>&1"
+
+
+def _afdb_manifests(wildcards):
+    out = []
+    if DL["afdb"]["enabled"]:
+        out += gather.download_afdb(res("download", "afdb", "manifest-{scatteritem}.parquet"))
+    if DL["afdb"]["swissprot"]["enabled"]:
+        out.append(res("download", "afdb", "swissprot_manifest.parquet"))
+    return out
+
+
+rule download_afdb_gather:
+    input:
+        _afdb_manifests,
+    output:
+        res("download", "afdb_manifest.parquet"),
+    log:
+        res("logs", "download", "afdb_gather.log"),
+    benchmark:
+        res("benchmarks", "download", "afdb_gather.tsv")
+    conda:
+        "../../envs/data.yaml"
+    threads: 1
+    resources:
+        mem_mb=lambda wc, attempt: 2000 * attempt,
+        runtime=30,
+    params:
+        code=code_version("download"),
+        cfg=section("download"),
+    shell:
+        "dplm2 download gather --inputs {input} --output {output} --params {params.cfg:q} "
+        "> {log} 2>&1"
+
+
+DOWNLOAD_TARGETS = [
+    res("download", "pdb_manifest.parquet"),
+    res("download", "afdb_manifest.parquet"),
+]

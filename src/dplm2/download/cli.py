@@ -54,7 +54,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_swissprot)
 
     p = cmds.add_parser("gather", help="merge manifests (one row per id)")
-    p.add_argument("--inputs", nargs="+", required=True, type=Path)
+    p.add_argument("--inputs", nargs="*", default=[], type=Path)
     p.add_argument("--output", required=True, type=Path)
     common(p)
     p.set_defaults(func=cmd_gather)

@@ -42,7 +42,7 @@ class HttpConfig(StageConfig):
     backoff: float = 1.0
     backoff_max: float = 120.0
     max_failed_fraction: float = 0.02
-    user_agent: str = "dplm2-workflow (+https://github.com/; polite bulk download)"
+    user_agent: str = "dplm2-workflow (python-requests)"
 
     def __post_init__(self) -> None:
         if self.connect_timeout <= 0 or self.read_timeout <= 0:
@@ -76,7 +76,7 @@ class PdbConfig(StageConfig):
 
     enabled: bool = True
     base_url: str = "https://files.wwpdb.org"
-    id_source: str = "file"
+    id_source: str = "holdings"
     id_file: str | None = None
     holdings_url: str = "https://data.rcsb.org/rest/v1/holdings/current/entry_ids"
     search: SearchConfig = dataclasses.field(default_factory=SearchConfig)
@@ -108,7 +108,7 @@ class SwissProtConfig(StageConfig):
 class AfdbConfig(StageConfig):
     """Where and how to fetch AlphaFold DB models (``files/AF-<acc>-F1-model_v<N>.<fmt>``)."""
 
-    enabled: bool = True
+    enabled: bool = False
     base_url: str = "https://alphafold.ebi.ac.uk"
     accession_file: str | None = None
     versions: tuple[int, ...] | list[int] = (4,)
