@@ -12,29 +12,39 @@ import os
 import yaml
 
 
-def _with_defaults(schema, node):
-    """Fill the schema's defaults into ``node`` in place (recursively). Snakemake's
-    ``validate`` does not apply defaults behind a ``$ref``, so the stage does it itself."""
-    for key, sub in schema.get("properties", {}).items():
-        if key not in node and "default" in sub:
-            node[key] = copy.deepcopy(sub["default"])
-        if isinstance(node.get(key), dict) and sub.get("type") == "object":
-            _with_defaults(sub, node[key])
-    return node
-
-
+# Fill the schema's defaults into the section in place: Snakemake's `validate` does not apply
+# defaults behind a `$ref`, so the stage does it itself (a loop, not a recursive helper, to keep
+# this file free of functions).
 with open(os.path.join(workflow.basedir, "workflow", "schemas", "download.schema.yaml")) as _fh:
-    DL = _with_defaults(yaml.safe_load(_fh), config.setdefault("download", {}))
-
-
-def _dl_local(path):
-    """A config path relative to the workflow folder (ID lists in resources/)."""
-    return path if os.path.isabs(path) else os.path.join(workflow.basedir, path)
+    _stack = [(yaml.safe_load(_fh), config.setdefault("download", {}))]
+while _stack:
+    _schema, _node = _stack.pop()
+    for _key, _sub in _schema.get("properties", {}).items():
+        if _key not in _node and "default" in _sub:
+            _node[_key] = copy.deepcopy(_sub["default"])
+        if isinstance(_node.get(_key), dict) and _sub.get("type") == "object":
+            _stack.append((_sub, _node[_key]))
+DL = config["download"]
+# Relative mirror paths and ID files are resolved against the workflow folder (passed to the
+# commands as a params lambda: a folder used to resolve config values, not a file prefix).
+DL_ROOT = workflow.basedir
+_dl_local = lambda path: path if os.path.isabs(path) else os.path.join(DL_ROOT, path)
 
 
 scattergather:
     download_pdb=DL["pdb"]["shards"],
     download_afdb=DL["afdb"]["shards"],
+
+
+_AFDB_MANIFESTS = (
+    gather.download_afdb(res("download", "afdb", "manifest-{scatteritem}.parquet"))
+    if DL["afdb"]["enabled"]
+    else []
+) + (
+    [res("download", "afdb", "swissprot_manifest.parquet")]
+    if DL["afdb"]["swissprot"]["enabled"]
+    else []
+)
 
 
 rule download_pdb_ids:
@@ -58,7 +68,7 @@ rule download_pdb_ids:
     params:
         code=code_version("download"),
         cfg=section("download"),
-        root=workflow.basedir,
+        root=lambda wc: DL_ROOT,
     shell:
         "dplm2 download ids --source pdb --output {output} --params {params.cfg:q} "
         "--relative-to {params.root:q} > {log} 2>&1"
@@ -83,7 +93,7 @@ rule download_pdb:
     params:
         code=code_version("download"),
         cfg=section("download"),
-        root=workflow.basedir,
+        root=lambda wc: DL_ROOT,
         raw=res("raw", "pdb"),
     shell:
         "dplm2 download fetch --source pdb --ids {input.ids} --shard {wildcards.scatteritem} "
@@ -134,7 +144,7 @@ rule download_afdb_ids:
     params:
         code=code_version("download"),
         cfg=section("download"),
-        root=workflow.basedir,
+        root=lambda wc: DL_ROOT,
     shell:
         "dplm2 download ids --source afdb --output {output} --params {params.cfg:q} "
         "--relative-to {params.root:q} > {log} 2>&1"
@@ -159,7 +169,7 @@ rule download_afdb:
     params:
         code=code_version("download"),
         cfg=section("download"),
-        root=workflow.basedir,
+        root=lambda wc: DL_ROOT,
         raw=res("raw", "afdb"),
     shell:
         "dplm2 download fetch --source afdb --ids {input.ids} --shard {wildcards.scatteritem} "
@@ -188,25 +198,16 @@ rule download_swissprot:
     params:
         code=code_version("download"),
         cfg=section("download"),
-        root=workflow.basedir,
+        root=lambda wc: DL_ROOT,
         raw=res("raw", "afdb", "swissprot"),
     shell:
         "dplm2 download swissprot --raw {params.raw:q} --manifest {output} "
         "--params {params.cfg:q} --relative-to {params.root:q} > {log} 2>&1"
 
 
-def _afdb_manifests(wildcards):
-    out = []
-    if DL["afdb"]["enabled"]:
-        out += gather.download_afdb(res("download", "afdb", "manifest-{scatteritem}.parquet"))
-    if DL["afdb"]["swissprot"]["enabled"]:
-        out.append(res("download", "afdb", "swissprot_manifest.parquet"))
-    return out
-
-
 rule download_afdb_gather:
     input:
-        _afdb_manifests,
+        _AFDB_MANIFESTS,
     output:
         res("download", "afdb_manifest.parquet"),
     log:
