@@ -1,2 +1,82 @@
-# tokenizer stage rules.
-TOKENIZER_TARGETS = []
+# tokenizer stage: train the LFQ structure tokenizer on the chain shards, then tokenize every
+# chain shard (one job per shard, all splits in one file with a `split` column).
+#
+#   results/chains/chains-{i}-of-{n}.parquet --train_tokenizer--> results/tokenizer/
+#       model.safetensors, config.json, metrics.parquet, training_record.json, state/
+#   results/chains/chains-{i}-of-{n}.parquet + tokenizer --tokenize--> results/tokens/tokens-{i}-of-{n}.parquet
+#
+# n = config["process"]["n_shards"] (2 when the key is absent). The weights are not protected():
+# a rerun after a code or config change must be able to replace them; the training state in
+# state/ makes an interrupted run resume where it stopped.
+
+import json
+import os
+
+TOK_N_SHARDS = int(config.get("process", {}).get("n_shards", 2))
+TOK_SHARDS = [f"{i:05d}-of-{TOK_N_SHARDS:05d}" for i in range(TOK_N_SHARDS)]
+
+TOKENIZER_TARGETS = [
+    res("tokenizer", "model.safetensors"),
+    res("tokenizer", "config.json"),
+    res("tokenizer", "metrics.parquet"),
+    res("tokenizer", "training_record.json"),
+] + [res("tokens", f"tokens-{s}.parquet") for s in TOK_SHARDS]
+
+
+wildcard_constraints:
+    tokshard=r"\d{5}-of-\d{5}",
+
+
+rule train_tokenizer:
+    input:
+        chains=[res("chains", f"chains-{s}.parquet") for s in TOK_SHARDS],
+    output:
+        weights=res("tokenizer", "model.safetensors"),
+        config=res("tokenizer", "config.json"),
+        metrics=res("tokenizer", "metrics.parquet"),
+        record=res("tokenizer", "training_record.json"),
+    log:
+        res("logs", "tokenizer", "train_tokenizer.log"),
+    benchmark:
+        res("benchmarks", "tokenizer", "train_tokenizer.tsv")
+    conda:
+        "../../envs/torch.yaml"
+    threads: 2
+    resources:
+        mem_mb=lambda wc, attempt: 4000 * attempt,
+        runtime=lambda wc, attempt: 30 * attempt,
+        gpu=0,  # a GPU profile sets `set-resources: train_tokenizer:gpu=1`
+    params:
+        code=code_version("tokenizer"),
+        cfg=section("tokenizer"),
+        out_dir=lambda wc, output: os.path.dirname(output.weights),
+    shell:
+        "dplm2 tokenizer train --chains {input.chains:q} --out-dir {params.out_dir:q} "
+        "--threads {threads} --params {params.cfg:q} > {log:q} 2>&1"
+
+
+rule tokenize:
+    input:
+        chains=res("chains", "chains-{tokshard}.parquet"),
+        weights=res("tokenizer", "model.safetensors"),
+        config=res("tokenizer", "config.json"),
+    output:
+        res("tokens", "tokens-{tokshard}.parquet"),
+    log:
+        res("logs", "tokenizer", "tokenize-{tokshard}.log"),
+    benchmark:
+        res("benchmarks", "tokenizer", "tokenize-{tokshard}.tsv")
+    conda:
+        "../../envs/torch.yaml"
+    threads: 1
+    resources:
+        mem_mb=lambda wc, attempt: 3000 * attempt,
+        runtime=lambda wc, attempt: 20 * attempt,
+        gpu=0,
+    params:
+        code=code_version("tokenizer"),
+        cfg=json.dumps(config["tokenizer"].get("tokenize", {}), sort_keys=True),
+        tokenizer=lambda wc, input: os.path.dirname(input.weights),
+    shell:
+        "dplm2 tokenizer tokenize --chains {input.chains:q} --tokenizer {params.tokenizer:q} "
+        "--out {output:q} --threads {threads} --params {params.cfg:q} > {log:q} 2>&1"

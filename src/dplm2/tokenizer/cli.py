@@ -1,0 +1,103 @@
+"""``dplm2 tokenizer {train,tokenize,detokenize}``: the commands the tokenizer rules run.
+
+Every path is explicit; ``--params`` is the JSON of the config section the command uses
+(``train``: the whole ``tokenizer`` section; ``tokenize``: ``tokenizer.tokenize``). Heavy
+imports (torch, transformers) happen inside the command functions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+
+log = logging.getLogger("dplm2.tokenizer")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``tokenizer`` stage and its sub-commands to the top-level parser."""
+    p = subparsers.add_parser(
+        "tokenizer", help="train the structure tokenizer, tokenize/detokenize structures",
+        description="LFQ structure tokenizer (DPLM-2 section 2).",
+    )
+    sub = p.add_subparsers(dest="tokenizer_command", metavar="<command>", required=True)
+
+    t = sub.add_parser("train", help="train (or resume) a tokenizer on chain shards")
+    t.add_argument("--chains", nargs="+", required=True, help="chain shard Parquet files")
+    t.add_argument("--out-dir", required=True,
+                   help="output folder: model.safetensors, config.json, state/, metrics.parquet, "
+                        "training_record.json")
+    t.add_argument("--params", default="{}", help="JSON of the tokenizer config section")
+    t.add_argument("--device", default=None, help="torch device (default: CUDA if available)")
+    t.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    t.set_defaults(func=cmd_train)
+
+    k = sub.add_parser("tokenize", help="chain shard -> token shard")
+    k.add_argument("--chains", required=True, help="one chain shard Parquet file")
+    k.add_argument("--tokenizer", required=True, help="tokenizer folder or hub id owner/name")
+    k.add_argument("--out", required=True, help="token shard Parquet file to write")
+    k.add_argument("--params", default="{}", help="JSON of tokenizer.tokenize")
+    k.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    k.set_defaults(func=cmd_tokenize)
+
+    d = sub.add_parser("detokenize", help="token shard -> PDB/mmCIF backbones")
+    d.add_argument("--tokens", required=True, help="token shard Parquet file")
+    d.add_argument("--tokenizer", required=True, help="tokenizer folder or hub id owner/name")
+    d.add_argument("--out-dir", required=True, help="folder for <id>.pdb / <id>.cif")
+    d.add_argument("--format", choices=("pdb", "cif"), default="pdb")
+    d.add_argument("--ids", nargs="*", default=None, help="only these chain ids")
+    d.add_argument("--limit", type=int, default=None, help="at most this many chains")
+    d.add_argument("--params", default="{}", help="JSON of tokenizer.tokenize (device)")
+    d.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    d.set_defaults(func=cmd_detokenize)
+
+
+def _params(text: str, cls, where: str):
+    try:
+        data = json.loads(text) if text else {}
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"--params is not valid JSON ({exc})") from exc
+    return cls.from_dict(data, where)
+
+
+def _threads(n: int | None) -> None:
+    import torch  # noqa: PLC0415
+
+    if n:
+        torch.set_num_threads(n)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from dplm2.tokenizer.config import TokenizerConfig  # noqa: PLC0415
+    from dplm2.tokenizer.train import train_tokenizer  # noqa: PLC0415
+
+    cfg = _params(args.params, TokenizerConfig, "tokenizer")
+    _threads(args.threads)
+    train_tokenizer(args.chains, args.out_dir, cfg, device=args.device)
+    return 0
+
+
+def cmd_tokenize(args: argparse.Namespace) -> int:
+    from dplm2.tokenizer.config import TokenizeConfig  # noqa: PLC0415
+    from dplm2.tokenizer.hub import load_tokenizer  # noqa: PLC0415
+    from dplm2.tokenizer.tokenize import tokenize_shard  # noqa: PLC0415
+
+    cfg = _params(args.params, TokenizeConfig, "tokenizer.tokenize")
+    _threads(args.threads)
+    device = cfg.resolve_device()
+    model, sha = load_tokenizer(args.tokenizer, device=device)
+    tokenize_shard(model, sha, args.chains, args.out, device=device)
+    return 0
+
+
+def cmd_detokenize(args: argparse.Namespace) -> int:
+    from dplm2.tokenizer.config import TokenizeConfig  # noqa: PLC0415
+    from dplm2.tokenizer.detokenize import detokenize_shard  # noqa: PLC0415
+    from dplm2.tokenizer.hub import load_tokenizer  # noqa: PLC0415
+
+    cfg = _params(args.params, TokenizeConfig, "tokenizer.tokenize")
+    _threads(args.threads)
+    device = cfg.resolve_device()
+    model, _ = load_tokenizer(args.tokenizer, device=device)
+    detokenize_shard(model, args.tokens, args.out_dir, args.format, args.ids, args.limit, device)
+    return 0

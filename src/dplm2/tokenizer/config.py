@@ -1,0 +1,251 @@
+"""Typed configuration of the structure tokenizer (the ``tokenizer:`` section of config.yaml).
+
+Four nested, frozen dataclasses, each checked on construction:
+
+- :class:`ModelConfig` -- sizes of the encoder, quantizer, post-quantization network and the
+  ESMFold-module decoder (saved as ``config.json`` beside the weights);
+- :class:`LossConfig` -- loss weights and FAPE/LFQ constants (DPLM-2 spec section 2);
+- :class:`DataConfig` -- cropping, batching and the validation set;
+- ``train`` -- the shared :class:`dplm2.train.TrainConfig` (AdamW, schedule, checkpoints).
+
+Defaults are the paper values where the spec gives them; ``config.yaml`` shrinks the model
+for the 2-core demo, ``config/paper.yaml`` restates the paper values.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import Any
+
+from dplm2.config import ConfigError, StageConfig
+from dplm2.train import TrainConfig
+
+
+#: The spec's tokenizer schedule: AdamW 5e-4, betas (0.9, 0.98), wd 0.01, linear decay to 1e-7
+#: over 200k steps, clip 1.0, validation every 1000 steps.
+PAPER_TRAIN: dict[str, Any] = {
+    "max_steps": 200_000, "lr": 5e-4, "betas": [0.9, 0.98], "weight_decay": 0.01,
+    "warmup_steps": 0, "start_lr": 1e-7, "end_lr": 1e-7, "decay_power": 1.0, "clip_norm": 1.0,
+    "val_every": 1000, "ckpt_every": 1000, "precision": "auto",
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig(StageConfig):
+    """Architecture of :class:`dplm2.tokenizer.model.StructureTokenizer`.
+
+    Parameters
+    ----------
+    encoder_dim : int
+        Width of the per-residue encoder features (the reference's GVP encoder: 512).
+    encoder_neighbors : int
+        Nearest neighbours (by CA distance) each residue sees in its local frame.
+    encoder_rbf : int
+        Radial basis functions for neighbour distances (0-20 A).
+    encoder_message_layers : int
+        Rounds of neighbour message passing before the transformer.
+    encoder_layers, encoder_heads : int
+        Transformer encoder over residues after message passing.
+    codebook_bits : int
+        LFQ dimensions; ``2 ** codebook_bits`` codes (spec: 13 -> 8192).
+    bit_standardize : bool
+        Masked, affine-free standardisation (running statistics at inference) before the ReLU
+        and before the sign of the pre-quantization head; keeps the codebook from collapsing
+        when the encoder is trained from scratch (see ``quantizer.py``).
+    post_dim, post_layers, post_heads : int
+        Post-quantization MLP width and its transformer (spec: 128, 4 layers, 8 heads).
+    trunk_blocks : int
+        ESMFold triangular trunk blocks (spec: 4; 0 on CPU, each costs ~3 s/step there).
+    pair_dim, seq_head_width, pair_head_width, position_bins : int
+        Trunk pair state (spec 32), attention head widths, relative-position bins (spec 32).
+    sm_blocks, ipa_dim, ipa_heads, qk_points, v_points : int
+        Structure module (spec: 8 blocks, IPA hidden 16, 12 heads, 4 query/key, 8 value points).
+    recycles : int
+        Trunk recycles at inference (spec 1); training always uses 0.
+    distogram_bins : int
+        Distogram head bins between 2.3125 and 21.6875 A (spec 64).
+    dropout : float
+        Dropout in the transformers and the structure module.
+    """
+
+    encoder_dim: int = 512
+    encoder_neighbors: int = 30
+    encoder_rbf: int = 16
+    encoder_message_layers: int = 2
+    encoder_layers: int = 2
+    encoder_heads: int = 8
+    codebook_bits: int = 13
+    bit_standardize: bool = True
+    post_dim: int = 128
+    post_layers: int = 4
+    post_heads: int = 8
+    trunk_blocks: int = 4
+    pair_dim: int = 32
+    seq_head_width: int = 32
+    pair_head_width: int = 32
+    position_bins: int = 32
+    sm_blocks: int = 8
+    ipa_dim: int = 16
+    ipa_heads: int = 12
+    qk_points: int = 4
+    v_points: int = 8
+    recycles: int = 1
+    distogram_bins: int = 64
+    dropout: float = 0.0
+
+    def __post_init__(self) -> None:
+        positive = ("encoder_dim", "encoder_neighbors", "encoder_rbf", "encoder_heads",
+                    "codebook_bits", "post_dim", "post_heads", "pair_dim", "seq_head_width",
+                    "pair_head_width", "position_bins", "sm_blocks", "ipa_dim", "ipa_heads",
+                    "qk_points", "v_points", "distogram_bins")
+        for name in positive:
+            if getattr(self, name) < 1:
+                raise ConfigError(f"tokenizer.model.{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("encoder_message_layers", "encoder_layers", "post_layers", "trunk_blocks",
+                     "recycles"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"tokenizer.model.{name} must be >= 0")
+        if self.codebook_bits > 15:
+            raise ConfigError("tokenizer.model.codebook_bits must be <= 15 (tokens are int16)")
+        for dim, heads, what in ((self.encoder_dim, self.encoder_heads, "encoder"),
+                                 (self.post_dim, self.post_heads, "post")):
+            if dim % heads:
+                raise ConfigError(f"tokenizer.model.{what}_dim {dim} not divisible by heads {heads}")
+        if self.post_dim % self.seq_head_width or self.pair_dim % self.pair_head_width:
+            raise ConfigError("tokenizer.model: post_dim/pair_dim must be multiples of head widths")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ConfigError(f"tokenizer.model.dropout must be in [0, 1), got {self.dropout}")
+
+    @property
+    def codebook_size(self) -> int:
+        """Number of codes, ``2 ** codebook_bits``."""
+        return 2**self.codebook_bits
+
+    @property
+    def unknown_token(self) -> int:
+        """Token written for residues without a backbone (one past the last code)."""
+        return self.codebook_size
+
+    def to_json(self) -> str:
+        """The ``config.json`` text saved beside the weights."""
+        return json.dumps({"model_type": "dplm2-structure-tokenizer", **self.to_dict()},
+                          indent=2, sort_keys=True)
+
+
+@dataclasses.dataclass(frozen=True)
+class LossConfig(StageConfig):
+    """Loss weights and constants (spec section 2: all weights 1.0 except violation 0.3).
+
+    ``plddt`` trains the confidence head on detached decoder states (written to the B-factor
+    column of decoded files); it cannot change the tokens or the structure.
+    """
+
+    fape: float = 1.0
+    fape_clamp: float = 10.0
+    fape_length_scale: float = 10.0
+    distogram: float = 1.0
+    aa: float = 1.0
+    violation: float = 0.3
+    plddt: float = 0.01
+    codebook: float = 1.0
+    entropy: float = 0.1
+    commitment: float = 0.25
+    entropy_temperature: float = 0.01
+    frac_per_sample_entropy: float = 1.0
+    sqrt_length_scaling: bool = True
+
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            v = getattr(self, f.name)
+            if isinstance(v, float) and v < 0:
+                raise ConfigError(f"tokenizer.loss.{f.name} must be >= 0, got {v}")
+        if not 0.0 < self.frac_per_sample_entropy <= 1.0:
+            raise ConfigError("tokenizer.loss.frac_per_sample_entropy must be in (0, 1]")
+        if self.entropy_temperature <= 0 or self.fape_length_scale <= 0:
+            raise ConfigError("tokenizer.loss: temperature and FAPE length scale must be > 0")
+
+
+@dataclasses.dataclass(frozen=True)
+class DataConfig(StageConfig):
+    """Which chains train, how they are cropped and batched, what validates.
+
+    Parameters
+    ----------
+    crop_length : int
+        Random contiguous crop for training (spec 512).
+    batch_size : int
+        Chains per optimiser micro-step and device (spec 5).
+    min_length : int
+        Chains with fewer observed residues are not used for training.
+    max_train_chains : int
+        Use at most this many training chains (0 = all); the demo and overfit runs use few.
+    train_splits : list of str
+        Splits that train (the chain shards' ``split`` column).
+    val_split : str
+        Split used for validation.
+    val_max_chains, val_max_length : int
+        Validation set size and the crop applied to long validation chains.
+    """
+
+    crop_length: int = 512
+    batch_size: int = 5
+    min_length: int = 30
+    max_train_chains: int = 0
+    train_splits: tuple[str, ...] | list[str] = ("train",)
+    val_split: str = "valid"
+    val_max_chains: int = 32
+    val_max_length: int = 512
+
+    def __post_init__(self) -> None:
+        if self.crop_length < 8 or self.batch_size < 1 or self.val_max_length < 8:
+            raise ConfigError("tokenizer.data: crop_length/val_max_length >= 8, batch_size >= 1")
+        if self.max_train_chains < 0 or self.val_max_chains < 0 or self.min_length < 1:
+            raise ConfigError("tokenizer.data: chain counts must be >= 0, min_length >= 1")
+        if not self.train_splits:
+            raise ConfigError("tokenizer.data.train_splits must name at least one split")
+
+
+@dataclasses.dataclass(frozen=True)
+class TokenizeConfig(StageConfig):
+    """Settings of the ``tokenize`` rule (the model itself comes from ``config.json``).
+
+    ``device``: ``auto`` (CUDA when available, else CPU), ``cpu`` or ``cuda[:i]``. Tokens are
+    computed in fp32 on every device so that CPU and GPU shards agree.
+    """
+
+    device: str = "auto"
+
+    def __post_init__(self) -> None:
+        if not (self.device in ("auto", "cpu") or self.device.startswith("cuda")):
+            raise ConfigError(f"tokenizer.tokenize.device must be auto|cpu|cuda[:i], got {self.device!r}")
+
+    def resolve_device(self) -> str:
+        """The torch device string to use."""
+        import torch  # noqa: PLC0415
+
+        if self.device == "auto":
+            return "cuda" if torch.cuda.is_available() else "cpu"
+        return self.device
+
+
+@dataclasses.dataclass(frozen=True)
+class TokenizerConfig(StageConfig):
+    """The whole ``tokenizer:`` config section."""
+
+    model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
+    loss: LossConfig = dataclasses.field(default_factory=LossConfig)
+    data: DataConfig = dataclasses.field(default_factory=DataConfig)
+    tokenize: TokenizeConfig = dataclasses.field(default_factory=TokenizeConfig)
+    train: TrainConfig = dataclasses.field(default_factory=lambda: TrainConfig(**PAPER_TRAIN))
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None, where: str = "") -> TokenizerConfig:
+        """Like :meth:`StageConfig.from_dict`, but keys missing from ``train`` fall back to the
+        tokenizer's paper schedule (:data:`PAPER_TRAIN`), not the LM-oriented trainer defaults."""
+        data = dict(data or {})
+        where = where or "tokenizer"
+        train = data.get("train")
+        if train is None or isinstance(train, dict):
+            data["train"] = TrainConfig.from_dict({**PAPER_TRAIN, **(train or {})}, f"{where}.train")
+        return super().from_dict(data, where)

@@ -1,0 +1,115 @@
+"""Save and load a trained tokenizer: ``model.safetensors`` + ``config.json``, nothing else.
+
+:func:`load_tokenizer` takes a local folder or a Hugging Face hub id (``owner/name``, optional
+``@revision``) and fetches exactly the two files it reads with ``hf_hub_download`` -- never a
+whole repository snapshot -- so a hub repository that also holds training states or the
+language model costs no extra download. Weights load through safetensors (no pickles).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from pathlib import Path
+
+import torch
+
+from dplm2.config import ConfigError
+from dplm2.io import atomic_path, atomic_write_text
+from dplm2.tokenizer.config import ModelConfig
+from dplm2.tokenizer.model import StructureTokenizer
+
+log = logging.getLogger(__name__)
+
+WEIGHTS_NAME = "model.safetensors"
+CONFIG_NAME = "config.json"
+MODEL_TYPE = "dplm2-structure-tokenizer"
+
+
+def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    """Hex sha256 of a file (the tokenizer hash stored in token shards)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def save_tokenizer(model: StructureTokenizer, folder: str | os.PathLike) -> Path:
+    """Write ``model.safetensors`` and ``config.json`` into ``folder`` (each atomically)."""
+    from safetensors.torch import save_model  # noqa: PLC0415
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    with atomic_path(folder / WEIGHTS_NAME) as tmp:
+        save_model(model, str(tmp), metadata={"format": "pt", "model_type": MODEL_TYPE})
+    atomic_write_text(folder / CONFIG_NAME, model.cfg.to_json() + "\n")
+    return folder
+
+
+def resolve_files(name_or_path: str | os.PathLike, cache_dir: str | None = None) -> tuple[Path, Path]:
+    """Local paths of ``config.json`` and ``model.safetensors`` for a folder or hub id.
+
+    Raises ``FileNotFoundError`` naming what is missing.
+    """
+    path = Path(name_or_path)
+    if path.exists():
+        if not path.is_dir():
+            raise FileNotFoundError(f"{path}: expected a folder with {CONFIG_NAME} and {WEIGHTS_NAME}")
+        cfg, weights = path / CONFIG_NAME, path / WEIGHTS_NAME
+        for f in (cfg, weights):
+            if not f.is_file():
+                raise FileNotFoundError(f"{f}: missing (a tokenizer folder needs {CONFIG_NAME} "
+                                        f"and {WEIGHTS_NAME})")
+        return cfg, weights
+    name = str(name_or_path)
+    if name.count("/") != 1 or name.startswith((".", "/")):
+        raise FileNotFoundError(f"{name}: neither an existing folder nor a hub id 'owner/name'")
+    repo, _, revision = name.partition("@")
+    from huggingface_hub import hf_hub_download  # noqa: PLC0415
+
+    log.info("fetching %s and %s from the hub repository %s", CONFIG_NAME, WEIGHTS_NAME, repo)
+    files = [Path(hf_hub_download(repo, fname, revision=revision or None, cache_dir=cache_dir))
+             for fname in (CONFIG_NAME, WEIGHTS_NAME)]
+    return files[0], files[1]
+
+
+def read_config(path: str | os.PathLike) -> ModelConfig:
+    """Parse a tokenizer ``config.json``; ``ValueError`` naming the file if it is not one."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{path}: not a readable JSON config ({exc})") from exc
+    if data.pop("model_type", MODEL_TYPE) != MODEL_TYPE:
+        raise ValueError(f"{path}: not a {MODEL_TYPE} config")
+    try:
+        return ModelConfig.from_dict(data, where=str(path))
+    except ConfigError as exc:
+        raise ValueError(str(exc)) from exc
+
+
+def load_tokenizer(
+    name_or_path: str | os.PathLike,
+    device: str | torch.device = "cpu",
+    cache_dir: str | None = None,
+) -> tuple[StructureTokenizer, str]:
+    """Load a tokenizer from a folder or hub id, in eval mode.
+
+    Returns
+    -------
+    model : StructureTokenizer
+    sha256 : str
+        Hash of the weights file (written into token shards' metadata).
+    """
+    from safetensors.torch import load_model  # noqa: PLC0415
+
+    cfg_path, weights = resolve_files(name_or_path, cache_dir)
+    model = StructureTokenizer(read_config(cfg_path))
+    try:
+        missing, unexpected = load_model(model, str(weights), strict=True, device=str(device))
+    except (RuntimeError, OSError, ValueError) as exc:
+        raise ValueError(f"{weights}: weights do not match {cfg_path} ({exc})") from exc
+    model.to(device).eval()
+    return model, sha256_file(weights)
