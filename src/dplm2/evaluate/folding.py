@@ -46,7 +46,8 @@ class FoldResult:
     sequence : str
         The input sequence (one-letter codes).
     coords : ndarray, shape (L, 4, 3), float32
-        Predicted N, CA, C, O coordinates in Å.
+        Predicted N, CA, C, O coordinates in Å (NaN for atoms the backend does not place, e.g.
+        N/C/O of an unknown residue X in ESMFold).
     plddt : ndarray, shape (L,), float32, or None
         Per-residue confidence on the 0-100 scale; ``None`` when the backend has none.
     backend : str
@@ -156,11 +157,18 @@ class EsmFoldBackend:
             # transformers' ESMFold returns pLDDT per atom37 slot in [0, 1]; the original ESMFold
             # (and every paper) reports 0-100 per residue, read at CA.
             plddt = host["plddt"][..., 1] * 100.0  # [B, L]
+            backbone = atom37[:, :, ATOM37_BACKBONE].astype(np.float32)  # [B, L, 4, 3]
+            # Unknown residues (X) have no atoms in AlphaFold's residue tables, so atom37 leaves
+            # them at the origin: mark N, C, O missing (NaN) and take CA from the backbone
+            # frame's translation, which the structure module predicts for every residue.
+            exists = host["atom37_atom_exists"][:, :, ATOM37_BACKBONE].astype(bool)
+            backbone[~exists] = np.nan
+            backbone[:, :, 1] = host["frames"][-1][..., 4:]
             for j, i in enumerate(idx):
                 n = len(seqs[i])
                 out[i] = FoldResult(
                     sequence=seqs[i],
-                    coords=np.ascontiguousarray(atom37[j, :n][:, ATOM37_BACKBONE], dtype=np.float32),
+                    coords=np.ascontiguousarray(backbone[j, :n]),
                     plddt=np.clip(plddt[j, :n], 0.0, 100.0).astype(np.float32),
                     backend=self.name,
                 )

@@ -1,0 +1,274 @@
+"""``dplm2 evaluate <metric>``: one sub-subcommand per metric table, plus summary and plots.
+
+Every command takes explicit paths and ``--params JSON`` (the matching part of the config
+section ``evaluate:``); heavy imports happen inside the command functions.
+"""
+
+from __future__ import annotations
+
+import logging
+
+log = logging.getLogger("dplm2.evaluate")
+
+TASK_CHOICES = ("cogen", "folding", "inverse_folding", "scaffold")
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("evaluate", help="metrics of generated samples (spec §6)",
+                              description=__doc__)
+    sub = p.add_subparsers(dest="evaluate_command", metavar="<metric>", required=True)
+
+    def cmd(name, func, help_, *, samples=True, task=True, params=True):
+        c = sub.add_parser(name, help=help_, description=help_)
+        if samples:
+            c.add_argument("--samples", required=True, help="results/generate/{task}/samples.parquet")
+        if task:
+            c.add_argument("--task", required=True, choices=TASK_CHOICES)
+        if params:
+            c.add_argument("--params", default="{}", help="JSON of the config sub-section")
+        c.set_defaults(func=func)
+        return c
+
+    c = cmd("refold", _refold, "fold every sample's sequence with the folding backend (cached)")
+    c.add_argument("--out", required=True, help="refold.parquet")
+    c.add_argument("--pdb-dir", help="folder for one PDB per sample (pLDDT as B-factor)")
+    c.add_argument("--lm", help="LM folder (backend dplm2)")
+    c.add_argument("--tokenizer", help="tokenizer folder (backend dplm2)")
+
+    c = cmd("self-consistency", _self_consistency, "scTM, scRMSD, pLDDT, designability")
+    c.add_argument("--refold", required=True)
+    c.add_argument("--out", required=True)
+
+    c = cmd("fold-accuracy", _fold_accuracy, "folding task: RMSD / TM vs the true structure")
+    c.add_argument("--out", required=True)
+
+    c = cmd("recovery", _recovery, "inverse folding: amino-acid recovery", params=False)
+    c.add_argument("--out", required=True)
+
+    c = cmd("diversity", _diversity, "inner-TM per length and clusters of designable samples")
+    c.add_argument("--self-consistency", required=True)
+    c.add_argument("--out", required=True)
+
+    c = cmd("novelty", _novelty, "max TM-score to the training structures")
+    c.add_argument("--chains", nargs="+", required=True, help="process stage chain shards")
+    c.add_argument("--out", required=True)
+
+    c = cmd("motif", _motif, "motif-scaffolding success")
+    c.add_argument("--self-consistency", required=True)
+    c.add_argument("--out", required=True)
+
+    c = cmd("summary", _summary, "summary.parquet + summary.md of one task", samples=False, params=False)
+    c.add_argument("--metrics", nargs="+", required=True, help="metric tables of the task")
+    c.add_argument("--out", required=True)
+    c.add_argument("--markdown", required=True)
+
+    c = cmd("plot-metrics", _plot_metrics, "metric distributions per length (PNG)",
+            samples=False, params=False)
+    c.add_argument("--metrics", nargs="+", required=True)
+    c.add_argument("--out", required=True)
+
+    c = cmd("plot-losses", _plot_losses, "training loss curves (PNG)", samples=False, task=False,
+            params=False)
+    c.add_argument("--metrics", nargs="+", required=True, metavar="LABEL=PATH",
+                   help="e.g. tokenizer=results/tokenizer/metrics.parquet")
+    c.add_argument("--out", required=True)
+
+
+def _meta(args) -> dict:
+    from dplm2.io import read_parquet_metadata
+
+    meta = {"params": args.params} if getattr(args, "params", None) else {}
+    samples = getattr(args, "samples", None)
+    if samples:
+        up = read_parquet_metadata(samples)
+        meta["samples_config"] = up.get("config_hash", up.get("config", "unknown"))
+    return meta
+
+
+def _refold(args) -> int:
+    from dplm2.evaluate.config import FoldingConfig
+    from dplm2.evaluate.refold import make_backend, refold_samples
+    from dplm2.evaluate.samples import read_samples
+
+    cfg = FoldingConfig.from_json(args.params, "evaluate.folding")
+    samples = read_samples(args.samples, args.task)
+    backend = make_backend(cfg, lm=args.lm, tokenizer=args.tokenizer)
+    log.info("refolding %d samples of %s with %s", samples.height, args.task, backend.name)
+    refold_samples(samples, backend, args.out, args.pdb_dir, _meta(args))
+    return 0
+
+
+def _designed_of(task: str):
+    import numpy as np
+
+    from dplm2.evaluate.samples import reference_chain, sample_structure
+
+    if task == "inverse_folding":
+        def designed(row):
+            ref = reference_chain(row)
+            if len(ref) != int(row["length"]):
+                raise ValueError(
+                    f"sample {row['sample_id']}: designed sequence has {row['length']} residues, "
+                    f"{row['reference_path']} has {len(ref)}"
+                )
+            return np.asarray(ref.coords, dtype=np.float64)
+        return designed
+    if task == "folding":
+        raise ValueError("self-consistency is not a folding-task metric (use fold-accuracy)")
+    return sample_structure
+
+
+def _self_consistency(args) -> int:
+    from dplm2.evaluate.config import SelfConsistencyConfig
+    from dplm2.evaluate.refold import read_refold
+    from dplm2.evaluate.samples import read_samples
+    from dplm2.evaluate.self_consistency import self_consistency_table
+    from dplm2.io import write_parquet
+
+    cfg = SelfConsistencyConfig.from_json(args.params, "evaluate.self_consistency")
+    samples = read_samples(args.samples, args.task)
+    table = self_consistency_table(samples, read_refold(args.refold), _designed_of(args.task), cfg)
+    write_parquet(table, args.out, {"stage": "evaluate.self_consistency", **_meta(args)})
+    _log_mean(table, ("sctm", "scrmsd_ca", "designable_sctm", "designable_scrmsd"))
+    return 0
+
+
+def _fold_accuracy(args) -> int:
+    from dplm2.evaluate.config import FoldAccuracyConfig
+    from dplm2.evaluate.fold_accuracy import fold_accuracy_table
+    from dplm2.evaluate.samples import read_samples
+    from dplm2.io import read_parquet_metadata, write_parquet
+
+    cfg = FoldAccuracyConfig.from_json(args.params, "evaluate.fold_accuracy")
+    samples = read_samples(args.samples, args.task)
+    # The folding task's "folding backend" is the generating model itself.
+    model = read_parquet_metadata(args.samples).get("model", "lm")
+    table = fold_accuracy_table(samples, cfg, backend=f"dplm2-generate:{model}")
+    write_parquet(table, args.out, {"stage": "evaluate.fold_accuracy", **_meta(args)})
+    _log_mean(table, ("tm", "rmsd", "tm_pass"))
+    return 0
+
+
+def _recovery(args) -> int:
+    from dplm2.evaluate.recovery import recovery_table
+    from dplm2.evaluate.samples import read_samples
+    from dplm2.io import write_parquet
+
+    table = recovery_table(read_samples(args.samples, args.task))
+    write_parquet(table, args.out, {"stage": "evaluate.recovery", **_meta(args)})
+    _log_mean(table, ("aar",))
+    return 0
+
+
+def _diversity(args) -> int:
+    import polars as pl
+
+    from dplm2.evaluate.config import DiversityConfig
+    from dplm2.evaluate.diversity import diversity_table
+    from dplm2.evaluate.samples import read_samples, resolve, sample_structure
+    from dplm2.io import read_parquet_checked, write_parquet
+
+    cfg = DiversityConfig.from_json(args.params, "evaluate.diversity")
+    samples = read_samples(args.samples, args.task)
+    sc = read_parquet_checked(args.self_consistency,
+                              ["sample_id", "designable_sctm", "designable_scrmsd", "folding_backend"])
+    joined = samples.join(sc.select("sample_id", "designable_sctm", "designable_scrmsd",
+                                    "folding_backend"), on="sample_id", how="left")
+    if joined["designable_sctm"].null_count():
+        raise ValueError(f"{args.self_consistency}: missing samples of {args.samples} (stale?)")
+    rule = {"sctm": pl.col("designable_sctm"), "scrmsd": pl.col("designable_scrmsd"),
+            "both": pl.col("designable_sctm") & pl.col("designable_scrmsd"),
+            "all": pl.lit(True)}[cfg.designable_by]
+    designable = joined.select(rule.alias("d"))["d"].to_list()
+    rows = list(samples.iter_rows(named=True))
+    structures = [sample_structure(r) for r in rows]
+    paths = [str(resolve(r["pdb_path"], r["_base"])) for r in rows]
+    table = diversity_table(
+        samples, structures, designable, threshold=cfg.tm_threshold, linkage=cfg.linkage,
+        backend=cfg.backend, pdb_paths=paths, foldseek_binary=cfg.foldseek_binary,
+        folding_backend=",".join(sorted(set(joined["folding_backend"].to_list()))),
+    )
+    write_parquet(table, args.out, {"stage": "evaluate.diversity", **_meta(args)})
+    n_clusters = table["cluster"].drop_nulls().n_unique()
+    log.info("%d designable samples in %d clusters", int(table["designable"].sum()), n_clusters)
+    return 0
+
+
+def _novelty(args) -> int:
+    from dplm2.evaluate.config import NoveltyConfig
+    from dplm2.evaluate.novelty import load_references, novelty_table
+    from dplm2.evaluate.samples import read_samples, sample_structure
+    from dplm2.io import write_parquet
+
+    cfg = NoveltyConfig.from_json(args.params, "evaluate.novelty")
+    samples = read_samples(args.samples, args.task)
+    ids, refs = load_references(args.chains, cfg.split, cfg.max_references)
+    log.info("novelty against %d %s chains", len(ids), cfg.split)
+    structures = [sample_structure(r) for r in samples.iter_rows(named=True)]
+    table = novelty_table(samples, structures, ids, refs)
+    write_parquet(table, args.out, {"stage": "evaluate.novelty", "n_references": len(ids), **_meta(args)})
+    _log_mean(table, ("pdb_tm",))
+    return 0
+
+
+def _motif(args) -> int:
+    import numpy as np
+
+    from dplm2.evaluate.config import MotifConfig
+    from dplm2.evaluate.motif import motif_table, problems_solved
+    from dplm2.evaluate.samples import read_samples, reference_chain, sample_structure
+    from dplm2.io import read_parquet_checked, write_parquet
+
+    cfg = MotifConfig.from_json(args.params, "evaluate.motif")
+    samples = read_samples(args.samples, args.task)
+    sc = read_parquet_checked(args.self_consistency, ["sample_id", "sctm", "folding_backend"])
+    rows = list(samples.iter_rows(named=True))
+    structures = [sample_structure(r) for r in rows]
+    refs = [np.asarray(reference_chain(r).coords, dtype=np.float64) for r in rows]
+    table = motif_table(samples, structures, refs, sc, motif_rmsd_max=cfg.motif_rmsd,
+                        sctm_min=cfg.sctm, atoms=cfg.atoms)
+    write_parquet(table, args.out, {"stage": "evaluate.motif", **_meta(args)})
+    per = problems_solved(table)
+    log.info("%d of %d problems solved", int(per["solved"].sum()), per.height)
+    return 0
+
+
+def _summary(args) -> int:
+    from dplm2.evaluate.summary import metric_name, write_summary
+
+    paths = {metric_name(p): p for p in args.metrics}
+    s = write_summary(args.task, paths, args.out, args.markdown)
+    log.info("%s: %d summary rows -> %s", args.task, s.height, args.markdown)
+    return 0
+
+
+def _plot_metrics(args) -> int:
+    from dplm2.evaluate.plots import plot_metric_distributions
+    from dplm2.evaluate.summary import metric_name
+    from dplm2.io import read_parquet_checked
+
+    tables = {metric_name(p): read_parquet_checked(p, ["sample_id", "length"]) for p in args.metrics}
+    plot_metric_distributions(args.task, tables, args.out)
+    return 0
+
+
+def _plot_losses(args) -> int:
+    from dplm2.evaluate.plots import plot_loss_curves
+    from dplm2.io import read_parquet_checked
+
+    tables = {}
+    for item in args.metrics:
+        label, sep, path = item.partition("=")
+        if not sep:
+            raise ValueError(f"--metrics expects LABEL=PATH, got {item!r}")
+        tables[label] = read_parquet_checked(path, ["step"])
+    plot_loss_curves(tables, args.out)
+    return 0
+
+
+def _log_mean(table, cols) -> None:
+    for c in cols:
+        if c in table.columns and table[c].drop_nulls().len():
+            log.info("mean %s = %.4f (n=%d)", c, float(table[c].drop_nulls().cast(float).mean()),
+                     table[c].drop_nulls().len())
+
