@@ -1,0 +1,82 @@
+"""LoRA through peft (spec §4): rank 16, alpha 32, dropout 0.1 on every block's attention
+query/key/value/output dense and feed-forward dense layers; embeddings and LM head fully
+trained (``modules_to_save``). ``enabled: false`` trains every parameter instead.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import logging
+
+from dplm2.config import ConfigError, StageConfig
+
+log = logging.getLogger(__name__)
+
+# Every linear layer of an ESM block: attention.self.{query,key,value}, attention.output.dense,
+# intermediate.dense (FFN in) and output.dense (FFN out). Anchored on encoder.layer.<i> so the
+# LM head's own ``dense`` (fully trained via modules_to_save) is not matched.
+TARGET_REGEX = (
+    r".*encoder\.layer\.\d+\.(attention\.self\.(query|key|value)|attention\.output\.dense"
+    r"|intermediate\.dense|output\.dense)"
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class LoraConfig(StageConfig):
+    """LoRA settings; ``enabled: false`` = full fine-tuning."""
+
+    enabled: bool = True
+    rank: int = 16
+    alpha: float = 32.0
+    dropout: float = 0.1
+    modules_to_save: tuple[str, ...] | list[str] = ("word_embeddings", "lm_head")
+
+    def __post_init__(self) -> None:
+        if self.rank < 1:
+            raise ConfigError(f"lora.rank must be >= 1, got {self.rank}")
+
+
+def apply_lora(model, cfg: LoraConfig):
+    """Inject LoRA into ``model.net`` in place (or unfreeze all); returns ``model``.
+
+    The peft wrapper is kept as a plain attribute (``model._peft``, not a submodule, so the
+    parameters are not registered twice) for :func:`merged_copy`. The unused ESM contact head
+    is frozen either way (DDP requires every trainable parameter to receive a gradient).
+    """
+    net = model.net
+    net.esm.contact_head.requires_grad_(False)
+    if not cfg.enabled:
+        for name, p in net.named_parameters():
+            p.requires_grad_(not name.startswith("esm.contact_head"))
+        log.info("LoRA off: training all %d parameters", model.num_parameters(True))
+        return model
+    from peft import LoraConfig as PeftLoraConfig
+    from peft import get_peft_model
+
+    peft_cfg = PeftLoraConfig(
+        r=cfg.rank,
+        lora_alpha=cfg.alpha,
+        lora_dropout=float(cfg.dropout),
+        target_modules=TARGET_REGEX,
+        modules_to_save=list(cfg.modules_to_save),
+        bias="none",
+    )
+    peft_model = get_peft_model(net, peft_cfg)  # modifies ``net`` in place
+    object.__setattr__(model, "_peft", peft_model)
+    log.info(
+        "LoRA r=%d alpha=%s: %d trainable of %d parameters",
+        cfg.rank, cfg.alpha, model.num_parameters(True), model.num_parameters(),
+    )
+    return model
+
+
+def merged_copy(model):
+    """A copy of ``model`` with LoRA merged into the base weights (``model`` is unchanged)."""
+    from dplm2.lm.model import DPLM2LM
+
+    if getattr(model, "_peft", None) is None:
+        return model
+    clone = copy.deepcopy(model)  # the memo keeps clone._peft and clone.net pointing together
+    net = clone._peft.merge_and_unload()
+    return DPLM2LM(net)

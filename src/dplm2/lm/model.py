@@ -1,0 +1,278 @@
+"""DPLM-2 on Hugging Face's ``EsmForMaskedLM``: two halves, shared positions, modality heads.
+
+The network is an unmodified ``transformers`` ESM (pre-LN, rotary); what DPLM-2 adds lives in
+:class:`DPLM2LM` around it:
+
+* input ids are embedded by the ESM embedding table and fed as ``inputs_embeds`` (the
+  ``input_ids`` path crashes with a 4-D attention mask in transformers 5 and applies ESM's
+  token-dropout rescaling, which divides by zero on a fully masked sample), with
+  **per-half position ids** (:func:`dplm2.lm.vocab.position_ids`);
+* an additive **attention bias** (B, 1, N, N) hides padding and, for single-modality samples,
+  blocks attention across halves (:func:`attention_allowed`);
+* logits are computed **per modality**: structure positions score only the 8196 structure
+  ids, amino-acid positions only the 33 amino-acid ids. Training scores only the masked
+  positions (``select``), which avoids an 8229-wide projection at every position.
+
+The exported model is a plain ``EsmForMaskedLM`` folder (``config.json`` +
+``model.safetensors``) plus the vocabulary files; :meth:`DPLM2LM.from_pretrained` reads it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+from pathlib import Path
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from dplm2.config import ConfigError, StageConfig
+from dplm2.lm.vocab import (
+    MASK,
+    N_AA,
+    PAD,
+    STRUCT_START,
+    VOCAB_SIZE,
+    DPLM2Vocab,
+    forbidden_logit_mask,
+    position_ids,
+)
+
+log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig(StageConfig):
+    """Network size for a from-scratch model (a warm start takes the checkpoint's size).
+
+    Defaults are the demo size (hidden 128, 4 layers, 4 heads, FFN 512: 1.87M parameters).
+    """
+
+    hidden_size: int = 128
+    num_layers: int = 4
+    num_heads: int = 4
+    intermediate_size: int = 512
+    dropout: float = 0.0
+    max_position_embeddings: int = 1026
+    attn_implementation: str = "sdpa"
+
+    def __post_init__(self) -> None:
+        if self.hidden_size % self.num_heads:
+            raise ConfigError(
+                f"hidden_size {self.hidden_size} is not a multiple of num_heads {self.num_heads}"
+            )
+        if self.attn_implementation not in ("sdpa", "eager", "flash_attention_2"):
+            raise ConfigError(
+                f"attn_implementation must be sdpa|eager|flash_attention_2, "
+                f"got {self.attn_implementation!r}"
+            )
+
+    def esm_config(self):
+        """The matching ``transformers.EsmConfig`` with the DPLM-2 vocabulary."""
+        from transformers import EsmConfig
+
+        cfg = EsmConfig(
+            vocab_size=VOCAB_SIZE,
+            hidden_size=self.hidden_size,
+            num_hidden_layers=self.num_layers,
+            num_attention_heads=self.num_heads,
+            intermediate_size=self.intermediate_size,
+            # EsmConfig wants floats here (an int 0 breaks nn.Dropout's repr/serialisation).
+            hidden_dropout_prob=float(self.dropout),
+            attention_probs_dropout_prob=float(self.dropout),
+            max_position_embeddings=self.max_position_embeddings,
+            position_embedding_type="rotary",
+            pad_token_id=PAD,
+            mask_token_id=MASK,
+            token_dropout=False,
+            emb_layer_norm_before=False,
+            layer_norm_eps=1e-5,
+            tie_word_embeddings=False,
+        )
+        return mark_dplm2(cfg)
+
+
+def mark_dplm2(cfg):
+    """Put the DPLM-2 layout into an ``EsmConfig`` (so an exported config.json says what it is).
+
+    ``token_dropout`` is switched off: diffusion training feeds fully masked halves, and ESM's
+    rescaling by 1/(1 - mask fraction) is then a division by zero.
+    """
+    cfg.vocab_size = VOCAB_SIZE
+    cfg.token_dropout = False
+    cfg.tie_word_embeddings = False
+    cfg.dplm2 = DPLM2Vocab().layout()
+    return cfg
+
+
+class Selected(NamedTuple):
+    """Logits at selected positions, one tensor per modality.
+
+    ``struct``: (Ns, 8196) over ids 33..8228; ``aa``: (Na, 33) over ids 0..32; rows follow
+    the row-major order of the selected positions within each half.
+    """
+
+    struct: torch.Tensor
+    aa: torch.Tensor
+
+
+def attention_allowed(input_ids: torch.Tensor, single_modality: torch.Tensor | None) -> torch.Tensor:
+    """(B, N, N) bool: may query i attend to key j?
+
+    Keys that are padding are hidden. Rows with ``single_modality`` True only see keys in
+    their own half (block-diagonal). Every query keeps at least its half's ``<cls>``/``<eos>``
+    keys, so no row is all ``-inf`` (which would give NaN after softmax).
+    """
+    batch, n = input_ids.shape
+    width = n // 2
+    allow = (input_ids != PAD)[:, None, :].expand(batch, n, n)  # (B, N, N) key validity
+    if single_modality is not None:
+        half = torch.arange(n, device=input_ids.device) >= width  # (N,) False = structure
+        same = half[:, None] == half[None, :]  # (N, N)
+        blind = single_modality.bool()[:, None, None]  # (B, 1, 1)
+        allow = allow & (~blind | same[None])
+    return allow
+
+
+def attention_bias(allowed: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """Additive (B, 1, N, N) bias from :func:`attention_allowed`: 0 or the dtype's minimum."""
+    bias = torch.zeros(allowed.shape, dtype=dtype, device=allowed.device)
+    return bias.masked_fill(~allowed, torch.finfo(dtype).min).unsqueeze(1)
+
+
+def _active(module: nn.Module) -> nn.Module:
+    """The trainable copy inside a peft ``ModulesToSaveWrapper`` (else the module itself).
+
+    Hand-written because we call the LM head's sub-layers directly (to project onto one
+    modality's rows only), which peft's wrapper does not forward."""
+    saved = getattr(module, "modules_to_save", None)
+    if isinstance(saved, nn.ModuleDict):
+        name = module.active_adapter
+        name = name[0] if isinstance(name, (list, tuple)) else name
+        if name in saved and not getattr(module, "disable_adapters", False):
+            return saved[name]
+        return module.original_module
+    return module
+
+
+class DPLM2LM(nn.Module):
+    """DPLM-2 language model around an ``EsmForMaskedLM`` (``net``; LoRA may be injected).
+
+    Parameters
+    ----------
+    net : transformers.EsmForMaskedLM
+        Network with the 8229-token vocabulary (see :mod:`dplm2.lm.warm_start`).
+    """
+
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__()
+        vocab = net.config.vocab_size
+        if vocab != VOCAB_SIZE:
+            raise ValueError(f"network has vocab_size {vocab}, DPLM-2 needs {VOCAB_SIZE}")
+        self.net = net
+        self.vocab = DPLM2Vocab()
+        self.register_buffer("_forbidden", forbidden_logit_mask(), persistent=False)
+
+    @property
+    def config(self):
+        return self.net.config
+
+    # -- the network --------------------------------------------------------------------
+    def hidden_states(
+        self, input_ids: torch.Tensor, single_modality: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Last hidden states (B, N, H) of a two-half input (B, N = 2W)."""
+        batch, n = input_ids.shape
+        if n % 2:
+            raise ValueError(f"input has {n} columns; two equal halves need an even number")
+        esm = self.net.esm
+        pos = position_ids(batch, n // 2, input_ids.device)  # (B, N)
+        emb = esm.embeddings.word_embeddings(input_ids)  # (B, N, H)
+        # The embeddings module adds absolute positions / layer norm for ESM-1-style configs;
+        # with inputs_embeds it skips ESM's token-dropout rescaling (see module docstring).
+        emb = esm.embeddings(inputs_embeds=emb, position_ids=pos)
+        dtype = torch.get_autocast_dtype(emb.device.type) if torch.is_autocast_enabled(
+            emb.device.type
+        ) else emb.dtype
+        bias = attention_bias(attention_allowed(input_ids, single_modality), dtype)
+        out = esm(inputs_embeds=emb, attention_mask=bias, position_ids=pos)
+        return out.last_hidden_state  # (B, N, H)
+
+    def _project(self, hidden: torch.Tensor, part: slice) -> torch.Tensor:
+        """LM head restricted to vocabulary rows ``part``: (..., H) -> (..., len(part))."""
+        head = _active(self.net.lm_head)
+        x = head.layer_norm(F.gelu(head.dense(hidden)))  # ESM's head: dense, erf-GELU, LN
+        return F.linear(x, head.decoder.weight[part], head.bias[part])
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        single_modality: torch.Tensor | None = None,
+        select: torch.Tensor | None = None,
+    ) -> torch.Tensor | Selected:
+        """Run the model.
+
+        Parameters
+        ----------
+        input_ids : (B, N=2W) long
+            Structure half in columns [0, W), amino-acid half in [W, 2W).
+        single_modality : (B,) bool, optional
+            Rows whose halves must not attend to each other.
+        select : (B, N) bool, optional
+            Positions to score. Given: returns :class:`Selected` (per-modality logits at
+            those positions only). Omitted: returns (B, N, V) logits with ``-inf`` outside
+            each position's modality (structure half -> ids >= 33, amino-acid half -> < 33).
+        """
+        h = self.hidden_states(input_ids, single_modality)  # (B, N, H)
+        width = input_ids.shape[1] // 2
+        aa_part, st_part = slice(0, N_AA), slice(STRUCT_START, VOCAB_SIZE)
+        if select is not None:
+            st = self._project(h[:, :width][select[:, :width]], st_part)  # (Ns, 8196)
+            aa = self._project(h[:, width:][select[:, width:]], aa_part)  # (Na, 33)
+            return Selected(struct=st, aa=aa)
+        st = self._project(h[:, :width], st_part)  # (B, W, 8196)
+        aa = self._project(h[:, width:], aa_part)  # (B, W, 33)
+        neg = torch.finfo(st.dtype).min
+        out = h.new_full((*input_ids.shape, VOCAB_SIZE), neg, dtype=st.dtype)  # (B, N, V)
+        out[:, :width, st_part] = st
+        out[:, width:, aa_part] = aa.to(st.dtype)
+        return out
+
+    @torch.no_grad()
+    def sampling_logits(
+        self, input_ids: torch.Tensor, single_modality: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """(B, N, V) float32 logits for generation: modality-restricted, specials ``-inf``."""
+        logits = self(input_ids, single_modality).float()
+        return logits.masked_fill(self._forbidden, float("-inf")).masked_fill(
+            logits <= torch.finfo(logits.dtype).min, float("-inf")
+        )
+
+    # -- save / load ------------------------------------------------------------------
+    def num_parameters(self, trainable_only: bool = False) -> int:
+        return sum(p.numel() for p in self.parameters() if p.requires_grad or not trainable_only)
+
+    def save_pretrained(self, folder: str | os.PathLike) -> None:
+        """Write config.json + model.safetensors + vocabulary (no LoRA: merge it first)."""
+        if any("lora_" in n for n, _ in self.net.named_parameters()):
+            raise ValueError("save_pretrained: merge LoRA first (dplm2.lm.lora.merged_copy)")
+        folder = Path(folder)
+        self.net.save_pretrained(folder, safe_serialization=True)
+        self.vocab.save(folder)
+
+    @classmethod
+    def from_pretrained(
+        cls, folder: str | os.PathLike, attn_implementation: str = "sdpa", **kwargs
+    ) -> DPLM2LM:
+        """Load an exported model folder (or hub id) written by :meth:`save_pretrained`."""
+        from transformers import EsmForMaskedLM
+
+        net = EsmForMaskedLM.from_pretrained(
+            str(folder), attn_implementation=attn_implementation, **kwargs
+        )
+        if Path(str(folder)).is_dir():
+            DPLM2Vocab.load(folder)  # checks the layout files shipped with the weights
+        return cls(net)

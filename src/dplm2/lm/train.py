@@ -1,0 +1,150 @@
+"""Diffusion training of the DPLM-2 LM on the shared loop (:class:`dplm2.train.Trainer`).
+
+This module brings only what is model-specific: the loss (cross-entropy at masked positions,
+over each modality's part of the vocabulary, per-sample weights), the batch source, the
+validation pass (loss and accuracy per modality and task, fixed noise) and the export.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from dplm2.config import StageConfig
+from dplm2.io import atomic_path
+from dplm2.lm.data import BatchSource, DataConfig, Protein, load_proteins, make_batch
+from dplm2.lm.diffusion import TASKS, DiffusionConfig, TaskMix
+from dplm2.lm.lora import LoraConfig, apply_lora, merged_copy
+from dplm2.lm.model import DPLM2LM
+from dplm2.lm.vocab import STRUCT_START
+from dplm2.lm.warm_start import InitConfig
+from dplm2.train import TrainConfig, Trainer, dist_env
+
+log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass(frozen=True)
+class LMConfig(StageConfig):
+    """The whole ``lm:`` config section (workflow/schemas/lm.schema.yaml documents each key)."""
+
+    init: InitConfig = dataclasses.field(default_factory=InitConfig)
+    lora: LoraConfig = dataclasses.field(default_factory=LoraConfig)
+    diffusion: DiffusionConfig = dataclasses.field(default_factory=DiffusionConfig)
+    data: DataConfig = dataclasses.field(default_factory=DataConfig)
+    train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
+    nproc_per_node: int = 1
+
+
+def diffusion_loss(
+    model: torch.nn.Module, batch: dict[str, torch.Tensor]
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """Weighted cross-entropy at masked positions, each modality over its own vocabulary part.
+
+    loss = sum_i w_i CE_i / n_struct  +  sum_j w_j CE_j / n_aa   (i, j masked positions of the
+    structure / amino-acid halves; w the sample's weight for that half; pad never masked).
+    """
+    ids, targets, masked = batch["input_ids"], batch["targets"], batch["masked"]
+    width = ids.shape[1] // 2
+    out = model(ids, batch["single_modality"], select=masked)
+    parts = {
+        "struct": (out.struct, targets[:, :width], masked[:, :width], batch["w_struct"], STRUCT_START),
+        "aa": (out.aa, targets[:, width:], masked[:, width:], batch["w_aa"], 0),
+    }
+    total = ids.new_zeros((), dtype=torch.float32)
+    metrics: dict[str, float] = {}
+    for name, (logits, tgt, sel, w, offset) in parts.items():
+        y = tgt[sel] - offset  # (M,) class index within the modality's part
+        weight = w[:, None].expand_as(sel)[sel]  # (M,) per-position sample weight
+        ce = F.cross_entropy(logits.float(), y, reduction="none")  # (M,)
+        n = max(int(sel.sum()), 1)
+        total = total + (weight * ce).sum() / n
+        with torch.no_grad():
+            metrics[f"loss_{name}"] = float(ce.sum() / n)
+            metrics[f"acc_{name}"] = float((logits.argmax(-1) == y).float().sum() / n)
+            metrics[f"masked_{name}"] = float(sel.sum())
+    return total, metrics
+
+
+def validation_fn(proteins: Sequence[Protein], cfg: LMConfig, seed: int = 12345):
+    """``val_fn(model)``: loss/accuracy per modality for each task with a nonzero ratio.
+
+    The noise is fixed (same timesteps and masks every call), so the curves are comparable.
+    """
+    proteins = list(proteins)[: cfg.data.val_max_samples]
+    fixed: dict[str, list[dict[str, torch.Tensor]]] = {}
+    for i, task in enumerate(TASKS):
+        if getattr(cfg.diffusion.task_mix, task) <= 0:
+            continue
+        only = TaskMix(**{t: float(t == task) for t in TASKS})
+        diff = dataclasses.replace(cfg.diffusion, task_mix=only)
+        gen = torch.Generator().manual_seed(seed + i)
+        chunks = [proteins[j : j + 16] for j in range(0, len(proteins), 16)]
+        fixed[task] = [make_batch(c, diff, gen) for c in chunks]
+
+    def val_fn(model: torch.nn.Module) -> dict[str, float]:
+        device = next(model.parameters()).device
+        out: dict[str, float] = {}
+        for task, batches in fixed.items():
+            sums: dict[str, float] = {}
+            for b in batches:
+                b = {k: v.to(device) for k, v in b.items()}
+                _, m = diffusion_loss(model, b)
+                for mod in ("struct", "aa"):
+                    n = m[f"masked_{mod}"]
+                    sums[f"loss_{mod}"] = sums.get(f"loss_{mod}", 0.0) + m[f"loss_{mod}"] * max(n, 1)
+                    sums[f"acc_{mod}"] = sums.get(f"acc_{mod}", 0.0) + m[f"acc_{mod}"] * max(n, 1)
+                    sums[f"n_{mod}"] = sums.get(f"n_{mod}", 0.0) + n
+            for mod in ("struct", "aa"):
+                if sums[f"n_{mod}"] > 0:
+                    out[f"{task}_loss_{mod}"] = sums[f"loss_{mod}"] / sums[f"n_{mod}"]
+                    out[f"{task}_acc_{mod}"] = sums[f"acc_{mod}"] / sums[f"n_{mod}"]
+        return out
+
+    return val_fn
+
+
+def export_model(model: DPLM2LM, folder: str | os.PathLike) -> Path:
+    """Merge LoRA into a copy and write ``folder`` atomically (from_pretrained-readable)."""
+    folder = Path(folder)
+    with atomic_path(folder, is_dir=True) as tmp:
+        merged_copy(model).save_pretrained(tmp)
+    log.info("exported %s", folder)
+    return folder
+
+
+def train_lm(
+    cfg: LMConfig,
+    init_dir: str | os.PathLike,
+    shards: Sequence[str | os.PathLike],
+    out_dir: str | os.PathLike,
+    model_dir: str | os.PathLike | None = None,
+) -> dict:
+    """Train from ``init_dir`` on the token ``shards``; writes ``out_dir/{state/,metrics.parquet}``
+    and the exported model in ``model_dir`` (default ``out_dir/model``). Resumes when
+    ``out_dir/state`` holds a checkpoint. Returns the last metrics row."""
+    env = dist_env()
+    model = DPLM2LM.from_pretrained(init_dir, attn_implementation=cfg.init.model.attn_implementation)
+    apply_lora(model, cfg.lora)
+    train_set = load_proteins(shards, cfg.data.train_split)
+    valid_set = load_proteins(shards, cfg.data.valid_split) or train_set[: cfg.data.val_max_samples]
+    log.info("training on %d proteins, validating on %d", len(train_set), len(valid_set))
+    batches = BatchSource(train_set, cfg.data, cfg.diffusion, cfg.train.seed)
+    model_dir = Path(model_dir) if model_dir is not None else Path(out_dir) / "model"
+    trainer = Trainer(
+        model,
+        diffusion_loss,
+        batches,
+        cfg.train,
+        out_dir,
+        val_fn=validation_fn(valid_set, cfg),
+        export_fn=lambda m, _folder: export_model(m, model_dir),
+        env=env,
+        desc="lm",
+    )
+    return trainer.fit()

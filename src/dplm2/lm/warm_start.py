@@ -1,0 +1,136 @@
+"""Warm start: an ESM-family checkpoint (ESM2 / DPLM, 33 tokens) -> a DPLM-2 network (8229).
+
+Spec §4: the new embedding rows (8196 structure tokens and specials) are drawn from a normal
+with the mean and standard deviation of the existing rows (per hidden dimension); the new
+LM-head bias entries are 0. ``resize_token_embeddings`` is not used: it leaves
+``lm_head.bias`` at the old size and initialises rows its own way, so the rows are built here.
+The embedding and LM-head matrices are untied (DPLM-2 trains both; peft's modules_to_save
+copies them separately, and an untied config makes the exported weights unambiguous).
+
+A source that already has the DPLM-2 vocabulary (a DPLM-2 checkpoint of the same layout) is
+loaded as is. Without a source the network is built from scratch (the demo: nothing can be
+downloaded), which is logged as a warning.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+from pathlib import Path
+
+import torch
+
+from dplm2.config import StageConfig
+from dplm2.io import atomic_path, atomic_write_text
+from dplm2.lm.model import DPLM2LM, ModelConfig, mark_dplm2
+from dplm2.lm.vocab import N_AA, VOCAB_SIZE
+
+log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass(frozen=True)
+class InitConfig(StageConfig):
+    """Where the LM starts: ``source`` = hub id or folder of an ESM-family checkpoint, or
+    ``null`` to build ``model`` from scratch."""
+
+    source: str | None = None
+    seed: int = 0
+    model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
+
+
+def _extend_rows(old: torch.Tensor, new_rows: int, gen: torch.Generator) -> torch.Tensor:
+    """Append ``new_rows`` rows ~ N(mean, std) of ``old``'s rows, per column. (V, H) -> (V+n, H)."""
+    mean = old.float().mean(dim=0)  # (H,)
+    std = old.float().std(dim=0)  # (H,)
+    extra = torch.randn(new_rows, old.shape[1], generator=gen) * std + mean  # (n, H)
+    return torch.cat([old.float(), extra]).to(old.dtype)
+
+
+def extend_vocabulary(net, seed: int = 0):
+    """Grow a 33-token ``EsmForMaskedLM`` to the 8229-token DPLM-2 vocabulary, in place.
+
+    Amino-acid rows (and their logits) are unchanged, so on an amino-acid-only input the
+    amino-acid logits equal the source model's.
+    """
+    from torch import nn
+
+    cfg = net.config
+    if cfg.vocab_size != N_AA:
+        raise ValueError(f"expected a {N_AA}-token ESM vocabulary, got vocab_size {cfg.vocab_size}")
+    gen = torch.Generator().manual_seed(seed)
+    n_new = VOCAB_SIZE - N_AA
+    emb = net.esm.embeddings.word_embeddings
+    head = net.lm_head
+    tied = head.decoder.weight is emb.weight
+    with torch.no_grad():
+        emb_w = _extend_rows(emb.weight.detach(), n_new, gen)  # (V, H)
+        # A tied source shares one matrix: start the (now untied) head from the same rows.
+        dec_w = emb_w.clone() if tied else _extend_rows(head.decoder.weight.detach(), n_new, gen)
+        bias = torch.cat([head.bias.detach(), torch.zeros(n_new, dtype=head.bias.dtype)])
+    new_emb = nn.Embedding(VOCAB_SIZE, emb_w.shape[1], padding_idx=emb.padding_idx)
+    new_emb.weight = nn.Parameter(emb_w)
+    net.esm.embeddings.word_embeddings = new_emb
+    new_dec = nn.Linear(dec_w.shape[1], VOCAB_SIZE, bias=False)
+    new_dec.weight = nn.Parameter(dec_w)
+    head.decoder = new_dec
+    head.bias = nn.Parameter(bias)
+    mark_dplm2(cfg)
+    return net
+
+
+def build_network(cfg: InitConfig):
+    """The DPLM-2 ``EsmForMaskedLM`` described by ``cfg`` (warm-started or from scratch)."""
+    from transformers import EsmForMaskedLM
+
+    attn = cfg.model.attn_implementation
+    if cfg.source is None:
+        log.warning(
+            "LM WARM START: no source checkpoint configured (lm.init.source is null): building a "
+            "%d-layer, %d-wide model FROM SCRATCH. Paper runs warm-start from DPLM/ESM2.",
+            cfg.model.num_layers, cfg.model.hidden_size,
+        )
+        torch.manual_seed(cfg.seed)
+        net = EsmForMaskedLM(cfg.model.esm_config())
+        net.set_attn_implementation(attn)
+        return net
+    source = str(cfg.source)
+    if source.startswith((".", "/")) and not Path(source).is_dir():
+        raise FileNotFoundError(f"{source}: warm-start checkpoint folder does not exist")
+    try:
+        net = EsmForMaskedLM.from_pretrained(source, attn_implementation=attn)
+    except OSError as exc:
+        raise FileNotFoundError(f"{source}: cannot load an ESM checkpoint ({exc})") from exc
+    vocab = net.config.vocab_size
+    log.info("warm start from %s (%d layers, hidden %d, vocab %d)", source,
+             net.config.num_hidden_layers, net.config.hidden_size, vocab)
+    if vocab == N_AA:
+        extend_vocabulary(net, cfg.seed)
+    elif vocab == VOCAB_SIZE:
+        log.info("%s already has the DPLM-2 vocabulary: loaded as is", source)
+        mark_dplm2(net.config)
+    else:
+        raise ValueError(
+            f"{source}: vocab_size {vocab} is neither ESM's {N_AA} nor DPLM-2's {VOCAB_SIZE}"
+        )
+    return net
+
+
+def warm_start(cfg: InitConfig, out_dir: str | os.PathLike) -> Path:
+    """Build the initial model and write ``out_dir`` (config.json, model.safetensors, vocab,
+    ``init.json`` provenance) atomically."""
+    model = DPLM2LM(build_network(cfg))
+    out = Path(out_dir)
+    with atomic_path(out, is_dir=True) as tmp:
+        model.save_pretrained(tmp)
+        record = {
+            "source": cfg.source,
+            "from_scratch": cfg.source is None,
+            "seed": cfg.seed,
+            "parameters": model.num_parameters(),
+            "config": cfg.to_dict(),
+        }
+        atomic_write_text(tmp / "init.json", json.dumps(record, indent=2) + "\n")
+    log.info("wrote %s (%d parameters)", out, model.num_parameters())
+    return out
