@@ -19,10 +19,11 @@ from __future__ import annotations
 import dataclasses
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import date, datetime
 
 _MISSING = ("?", ".", "")
+Items = Callable[[str, str], list[str]]  # (category, field) -> values as strings
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,13 +72,29 @@ def parse_pdb_date(text: str) -> date | None:
     return d
 
 
-def _items(block, category: str, field: str) -> list[str]:
-    if category not in block:
-        return []
-    cat = block[category]
-    if field not in cat:
-        return []
-    return [str(v) for v in cat[field].as_array()]
+def biotite_items(block) -> Items:
+    """Field reader over a biotite CIF/BinaryCIF block."""
+
+    def items(category: str, field: str) -> list[str]:
+        if category not in block:
+            return []
+        cat = block[category]
+        if field not in cat:
+            return []
+        return [str(v) for v in cat[field].as_array()]
+
+    return items
+
+
+def gemmi_items(block) -> Items:
+    """Field reader over a ``gemmi.cif.Block`` (values unquoted; ``?``/``.`` kept)."""
+    import gemmi
+
+    def items(category: str, field: str) -> list[str]:
+        col = block.find_values(f"_{category}.{field}")
+        return [gemmi.cif.as_string(v) if v not in ("?", ".") else v for v in col]
+
+    return items
 
 
 def _first_float(values: Sequence[str]) -> float | None:
@@ -92,28 +109,29 @@ def _first_float(values: Sequence[str]) -> float | None:
     return None
 
 
-def cif_header_info(block, n_protein_chains: int) -> EntryInfo:
-    """Header facts from an mmCIF/BinaryCIF block (``n_protein_chains`` = chains we read)."""
+def cif_header_info(items: Items, n_protein_chains: int) -> EntryInfo:
+    """Header facts from an mmCIF/BinaryCIF block read through ``items`` (``biotite_items``
+    or ``gemmi_items``); ``n_protein_chains`` = protein chains read from the model."""
     resolution = None
     for category, field in (
         ("refine", "ls_d_res_high"),
         ("em_3d_reconstruction", "resolution"),
         ("reflns", "d_resolution_high"),
     ):
-        resolution = _first_float(_items(block, category, field))
+        resolution = _first_float(items(category, field))
         if resolution is not None:
             break
-    methods = [m for m in _items(block, "exptl", "method") if m not in _MISSING]
+    methods = [m for m in items("exptl", "method") if m not in _MISSING]
     release = None
-    dates = _items(block, "pdbx_audit_revision_history", "revision_date")
-    ordinals = _items(block, "pdbx_audit_revision_history", "ordinal")
+    dates = items("pdbx_audit_revision_history", "revision_date")
+    ordinals = items("pdbx_audit_revision_history", "ordinal")
     if dates:
         pick = dates[ordinals.index("1")] if "1" in ordinals else min(dates)
         try:
             release = date.fromisoformat(pick)
         except ValueError:
             release = None
-    count, where = _cif_assembly_count(block)
+    count, where = _cif_assembly_count(items)
     if count is None:
         count, where = n_protein_chains, "asym_unit"
     return EntryInfo(
@@ -125,17 +143,17 @@ def cif_header_info(block, n_protein_chains: int) -> EntryInfo:
     )
 
 
-def _cif_assembly_count(block) -> tuple[int | None, str]:
-    assembly_ids = _items(block, "pdbx_struct_assembly_gen", "assembly_id")
+def _cif_assembly_count(items: Items) -> tuple[int | None, str]:
+    assembly_ids = items("pdbx_struct_assembly_gen", "assembly_id")
     if not assembly_ids:
         return None, "asym_unit"
-    opers = _items(block, "pdbx_struct_assembly_gen", "oper_expression")
-    asyms = _items(block, "pdbx_struct_assembly_gen", "asym_id_list")
+    opers = items("pdbx_struct_assembly_gen", "oper_expression")
+    asyms = items("pdbx_struct_assembly_gen", "asym_id_list")
     asym_entity = dict(
-        zip(_items(block, "struct_asym", "id"), _items(block, "struct_asym", "entity_id"))
+        zip(items("struct_asym", "id"), items("struct_asym", "entity_id"))
     )
     poly_type = dict(
-        zip(_items(block, "entity_poly", "entity_id"), _items(block, "entity_poly", "type"))
+        zip(items("entity_poly", "entity_id"), items("entity_poly", "type"))
     )
     if not asym_entity or not poly_type:
         return None, "asym_unit"

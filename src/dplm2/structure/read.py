@@ -3,9 +3,10 @@
 One entry point, :func:`read_entry` (with the thin :func:`read_chains`): first model only;
 protein residues only (CCD link type contains "PEPTIDE"; free standard amino acids flagged
 HETATM are ligands and dropped); modified residues mapped to their parents (``MSE -> M``),
-unknown ones to ``X``; alternate locations resolved by highest occupancy (biotite's
+unknown ones to ``X``; alternate locations resolved by highest occupancy (as biotite's
 ``altloc="occupancy"``, first one on ties); insertion codes kept as separate residues.
-``.gz`` files are decompressed in memory.
+``.gz`` files are decompressed in memory. mmCIF and PDB text go through gemmi's C++ parser,
+BinaryCIF through biotite (see :mod:`dplm2.structure.residue_table` for why).
 
 Every problem raises :class:`~dplm2.structure.errors.StructureError` with the file name and a
 reason a person can act on (empty, truncated gzip, HTML error page, binary junk, no protein
@@ -25,22 +26,29 @@ import io
 import os
 import re
 import zlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
-import biotite.structure as struc
-import biotite.structure.io.pdb as pdb
 import biotite.structure.io.pdbx as pdbx
+import gemmi
 import numpy as np
 
-from dplm2.structure.chain import BACKBONE_ATOMS, Chain
+from dplm2.structure.chain import Chain
 from dplm2.structure.errors import StructureError
-from dplm2.structure.header import EntryInfo, cif_header_info, pdb_header_info
+from dplm2.structure.header import (
+    EntryInfo,
+    biotite_items,
+    cif_header_info,
+    gemmi_items,
+    pdb_header_info,
+)
 from dplm2.structure.residues import STANDARD, is_peptide, one_letter
+from dplm2.structure.residue_table import ResidueTable, from_atoms, from_gemmi
 
 SOURCES = ("pdb", "afdb")
 MAX_ABS_COORD = 1.0e4  # Å; beyond any real structure (PDB format itself stops at 9999.999)
 _FORMATS = {"cif": "cif", "mmcif": "cif", "bcif": "bcif", "pdb": "pdb", "ent": "pdb"}
+EntryInfoReader = Callable[[set], EntryInfo]  # protein chain ids -> header facts
 _AFDB_ID = re.compile(r"^(AF-[A-Za-z0-9]+-F\d+)(?:-model(?:_v\d+)?)?$")
 
 
@@ -91,12 +99,14 @@ def read_entry(
         raise ValueError(f"source must be one of {SOURCES}, got {source!r}")
     stem, fmt, _ = split_name(path)
     data = _read_bytes(path)
-    parsed = _parse(path, data, fmt)
-    atoms = _first_model(path, parsed, fmt)
+    table, header = _parse(path, data, fmt)
     if entry_id is None:
         entry_id = _default_entry_id(stem, source)
-    chains = _build_chains(path, atoms, source, entry_id, max_abs_coord)
-    info = _header_info(parsed, fmt, {c.chain_id for c in chains})
+    chains = _build_chains(path, table, source, entry_id, max_abs_coord)
+    try:
+        info = header({c.chain_id for c in chains})
+    except (ValueError, KeyError, IndexError) as exc:  # a malformed header field
+        raise StructureError(f"{path}: unreadable header ({exc})") from exc
     if source == "afdb" and info.method is None:
         info = dataclasses.replace(info, method="PREDICTED (AlphaFold DB)")
     return Entry(path=path, source=source, entry_id=entry_id, chains=tuple(chains), info=info)
@@ -143,118 +153,100 @@ def _read_bytes(path: Path) -> bytes:
     return raw
 
 
-def _parse(path: Path, data: bytes, fmt: str):
-    if fmt == "bcif":
-        try:
-            return pdbx.BinaryCIFFile.read(io.BytesIO(data))
-        except Exception as exc:  # msgpack/biotite raise many types for junk input
-            raise StructureError(f"{path}: not a valid BinaryCIF file ({exc})") from exc
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError:
-        try:
-            text = data.decode("latin-1")
-        except UnicodeDecodeError as exc:  # pragma: no cover - latin-1 decodes any byte
-            raise StructureError(f"{path}: not a text file") from exc
-    if "\x00" in text[:65536]:
+def _decode_text(path: Path, data: bytes) -> str:
+    if b"\x00" in data[:65536]:
         raise StructureError(f"{path}: binary data (NUL bytes), not a text structure file")
     try:
-        if fmt == "cif":
-            return pdbx.CIFFile.read(io.StringIO(text))
-        return pdb.PDBFile.read(io.StringIO(text))
-    except Exception as exc:  # biotite raises several types for malformed text
-        raise StructureError(f"{path}: cannot parse as {fmt.upper()} ({exc})") from exc
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        # latin-1 maps every byte; real files with odd bytes in free-text fields still parse
+        return data.decode("latin-1")
 
 
-def _first_model(path: Path, parsed, fmt: str) -> struc.AtomArray:
-    fields = ["b_factor", "occupancy"]
+def _parse(path: Path, data: bytes, fmt: str) -> tuple[ResidueTable, EntryInfoReader]:
+    """Residue table of the first model and a header reader for one file's bytes."""
+    if fmt == "bcif":
+        try:
+            bcif = pdbx.BinaryCIFFile.read(io.BytesIO(data))
+            atoms = pdbx.get_structure(
+                bcif, model=1, altloc="all", extra_fields=["b_factor", "occupancy"]
+            )
+        except Exception as exc:  # msgpack/biotite raise many types for junk input
+            raise StructureError(f"{path}: not a valid BinaryCIF structure ({exc})") from exc
+        items = biotite_items(bcif.block)
+        return from_atoms(atoms), lambda chains: cif_header_info(items, len(chains))
+    text = _decode_text(path, data)
     try:
-        if fmt == "pdb":
-            atoms = parsed.get_structure(model=1, altloc="occupancy", extra_fields=fields)
+        if fmt == "cif":
+            block = gemmi.cif.read_string(text).sole_block()
+            structure = gemmi.make_structure_from_block(block)
         else:
-            atoms = pdbx.get_structure(parsed, model=1, altloc="occupancy", extra_fields=fields)
-    except Exception as exc:  # biotite: InvalidFileError, KeyError, ValueError, IndexError ...
-        raise StructureError(f"{path}: no readable atom records ({type(exc).__name__}: {exc})") from exc
-    if atoms.array_length() == 0:
-        raise StructureError(f"{path}: no atoms in the first model")
-    return atoms
+            structure = gemmi.read_pdb_string(text)
+    except (RuntimeError, ValueError, IndexError) as exc:  # gemmi's parse errors
+        raise StructureError(f"{path}: cannot parse as {fmt.upper()} ({exc})") from exc
+    if len(structure) == 0:
+        raise StructureError(f"{path}: no models / no atom records")
+    table = from_gemmi(structure)
+    if fmt == "cif":
+        items = gemmi_items(block)
+        return table, lambda chains: cif_header_info(items, len(chains))
+    lines = text.splitlines()
+    return table, lambda chains: pdb_header_info(lines, chains)
 
 
 def _build_chains(
-    path: Path, atoms: struc.AtomArray, source: str, entry_id: str, max_abs_coord: float
+    path: Path, table: ResidueTable, source: str, entry_id: str, max_abs_coord: float
 ) -> list[Chain]:
-    names = atoms.res_name
-    uniq = np.unique(names)
-    peptide = {n for n in uniq if is_peptide(n)}
-    keep = np.isin(names, list(peptide))
+    uniq = sorted(table.all_names)
+    if not uniq:
+        raise StructureError(f"{path}: no atoms in the first model")
+    names = table.res_name
+    peptide = [n for n in np.unique(names) if is_peptide(n)]
+    keep = np.isin(names, peptide)
     # A standard amino acid written as HETATM is a free ligand, not part of a chain.
-    keep &= ~(atoms.hetero & np.isin(names, list(STANDARD)))
-    prot = atoms[keep]
-    if prot.array_length() == 0:
-        found = ", ".join(sorted(uniq)[:8]) + (" ..." if len(uniq) > 8 else "")
-        raise StructureError(f"{path}: no protein chain (residues found: {found})")
-    coord = prot.coord
-    finite = np.isfinite(coord).all(axis=1)
-    if not finite.all():
+    keep &= ~(table.hetero & np.isin(names, list(STANDARD)))
+    if table.n_nonfinite:
         raise StructureError(
-            f"{path}: {int((~finite).sum())} protein atom(s) with non-finite (NaN/inf) coordinates"
+            f"{path}: {table.n_nonfinite} atom(s) with non-finite (NaN/inf) coordinates"
         )
-    big = float(np.abs(coord).max())
+    prot = table.select(keep)
+    has_any = np.isfinite(prot.backbone).all(axis=-1).any(axis=1)
+    prot = prot.select(has_any)
+    if len(prot) == 0:
+        found = ", ".join(uniq[:8]) + (" ..." if len(uniq) > 8 else "")
+        raise StructureError(f"{path}: no protein chain (residues found: {found})")
+    xyz = prot.backbone
+    mask = np.isfinite(xyz).all(axis=-1)
+    big = float(np.abs(xyz[mask]).max())
     if big > max_abs_coord:
         raise StructureError(
             f"{path}: coordinate magnitude {big:.4g} Å exceeds {max_abs_coord:g} Å (corrupt?)"
         )
-    starts = struc.get_residue_starts(prot)
-    nres = len(starts)
-    # Scatter backbone atoms into [R, 4, 3] by residue index (vectorised; biotite has no
-    # direct "backbone array with mask" helper).
-    xyz = np.full((nres, 4, 3), np.nan, dtype=np.float32)
-    res_index = np.searchsorted(starts, np.arange(prot.array_length()), side="right") - 1
-    for k, atom in enumerate(BACKBONE_ATOMS):
-        sel = np.nonzero(prot.atom_name == atom)[0]
-        xyz[res_index[sel], k] = coord[sel]
-    mask = np.isfinite(xyz).all(axis=-1)
     if not mask[:, :3].all(axis=1).any():
         raise StructureError(
             f"{path}: no residue has a complete N-CA-C backbone (CA-only or trace model?)"
         )
-    has_any = mask.any(axis=1)
-    bfac = prot.b_factor
-    ca_b = np.full(nres, np.nan, dtype=np.float32)
-    ca_sel = np.nonzero(prot.atom_name == "CA")[0]
-    ca_b[res_index[ca_sel]] = bfac[ca_sel]
-    if np.isnan(ca_b).any():  # no CA: mean B-factor of the residue's atoms
-        sums = np.bincount(res_index, weights=bfac, minlength=nres)
-        counts = np.bincount(res_index, minlength=nres)
-        fill = (sums / np.maximum(counts, 1)).astype(np.float32)
-        ca_b = np.where(np.isnan(ca_b), fill, ca_b)
-    chain_of = prot.chain_id[starts]
-    res_names = prot.res_name[starts]
-    res_ids = prot.res_id[starts]
-    ins = prot.ins_code[starts]
+    chain_ids = _ordered_unique(prot.chain_id.tolist())
     chains = []
-    for cid in _ordered_unique(chain_of):
-        sel = np.nonzero((chain_of == cid) & has_any)[0]
-        if len(sel) == 0:
-            continue
+    for cid in chain_ids:
+        sel = np.nonzero(prot.chain_id == cid)[0]
         if source == "afdb":
-            plddt = ca_b[sel]
-            if plddt.size and (plddt.min() < 0 or plddt.max() > 100):
+            plddt = prot.b_factor[sel]
+            if not np.all((plddt >= 0) & (plddt <= 100)):
                 raise StructureError(
                     f"{path}: B-factors outside [0, 100] cannot be pLDDT (is this an AFDB model?)"
                 )
         else:
             plddt = None
-        cid_s = str(cid)
         chains.append(
             Chain(
-                id=_chain_uid(entry_id, cid_s, source, len(set(chain_of.tolist()))),
-                chain_id=cid_s,
-                sequence="".join(one_letter(n) for n in res_names[sel]),
+                id=_chain_uid(entry_id, cid, source, len(chain_ids)),
+                chain_id=cid,
+                sequence="".join(one_letter(n) for n in prot.res_name[sel]),
                 coords=xyz[sel],
                 atom_mask=mask[sel],
-                res_ids=res_ids[sel],
-                ins_codes=tuple(str(c) for c in ins[sel]),
+                res_ids=prot.res_id[sel],
+                ins_codes=tuple(prot.ins_code[sel].tolist()),
                 plddt=plddt,
             )
         )
@@ -274,8 +266,3 @@ def _ordered_unique(values: Iterable) -> list:
     return list(seen)
 
 
-# -- header facts --------------------------------------------------------------------------
-def _header_info(parsed, fmt: str, protein_chains: set[str]) -> EntryInfo:
-    if fmt == "pdb":
-        return pdb_header_info(parsed.lines, protein_chains)
-    return cif_header_info(parsed.block, len(protein_chains))
