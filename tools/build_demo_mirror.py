@@ -120,6 +120,7 @@ def main() -> None:
 
     # AlphaFold DB files/ layout and the bulk SwissProt tar.
     afdb_files = out / "mirror/afdb/files"
+    tar_path = out / "mirror/afdb/pub/databases/alphafold/latest/swissprot_pdb_v4.tar"
     tar_members: list[tuple[str, bytes]] = []
     accessions: list[str] = []
     for src in sorted((data / "afdb").glob("AF-*.gz")):
@@ -135,14 +136,13 @@ def main() -> None:
                 raise ValueError(f"{src}: the swissprot_pdb_v4 tar holds only v4 PDB files")
             raw = gzip.decompress(src.read_bytes())
             tar_members.append((name, gzip9(raw)))
-            tar_path = out / "mirror/afdb/pub/databases/alphafold/latest/swissprot_pdb_v4.tar"
-            record(tar_path, f"afdb/{src.name}", "afdb_tar", acc, AFDB_LICENCE, f"tar member {name}; {note}")
+            note = f"tar member {name}; {note}"
+            record(tar_path, f"afdb/{src.name}", "afdb_tar", acc, AFDB_LICENCE, note)
             continue
         dst = afdb_files / name
         copy_gz(src, dst)
         record(dst, f"afdb/{src.name}", "afdb", acc, AFDB_LICENCE, note)
         accessions.append(acc)
-    tar_path = out / "mirror/afdb/pub/databases/alphafold/latest/swissprot_pdb_v4.tar"
     tar_path.parent.mkdir(parents=True, exist_ok=True)
     with tarfile.open(tar_path, "w", format=tarfile.USTAR_FORMAT) as tf:
         for name, blob in tar_members:
@@ -154,7 +154,8 @@ def main() -> None:
     for src in sorted((data / "scop_globins").glob("*.pdb.gz")):
         dst = out / "scop_globins" / src.name
         copy_gz(src, dst)
-        record(dst, f"scop_globins/{src.name}", "scop_globins", src.name.split(".")[0], SCOP_LICENCE)
+        ident = src.name.split(".")[0]
+        record(dst, f"scop_globins/{src.name}", "scop_globins", ident, SCOP_LICENCE)
     for src in sorted((data / "scaffolding").iterdir()):
         dst = out / "scaffolding" / src.name
         if src.name.endswith(".gz"):

@@ -73,8 +73,10 @@ def test_holdings_and_cli_ids(server, tmp_path):
 
     # The `ids` command uses the search answer (and max_ids) to write the ID list.
     server.routes["/search"] = _search
-    params = {"pdb": {"id_source": "search", "max_ids": 2, "search": {"url": f"{server.url}/search"}}}
+    search = {"url": f"{server.url}/search"}
+    params = json.dumps({"pdb": {"id_source": "search", "max_ids": 2, "search": search}})
     out = tmp_path / "ids.txt"
-    rc = main(["download", "ids", "--source", "pdb", "--output", str(out), "--params", json.dumps(params)])
+    rc = main(["download", "ids", "--source", "pdb", "--output", str(out), "--params", params])
     assert rc == 0
-    assert [line for line in out.read_text().splitlines() if not line.startswith("#")] == ["1aki", "4hhb"]
+    lines = [line for line in out.read_text().splitlines() if not line.startswith("#")]
+    assert lines == ["1aki", "4hhb"]

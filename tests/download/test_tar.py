@@ -31,7 +31,7 @@ def _evil_tar() -> bytes:
         _add(tf, "../AF-P11111-F1-model_v4.pdb.gz")
         _add(tf, "/tmp/AF-P22222-F1-model_v4.pdb.gz")
         _add(tf, "AF-P33333-F1-model_v4.pdb.gz", type=tarfile.SYMTYPE, linkname="/etc/passwd")
-        _add(tf, "AF-P44444-F1-model_v4.pdb.gz", type=tarfile.LNKTYPE, linkname="AF-P12345-F1-model_v4.pdb.gz")
+        _add(tf, "AF-P44444-F1-model_v4.pdb.gz", type=tarfile.LNKTYPE, linkname="AF-P12345.gz")
         _add(tf, "AF-P55555-F1-model_v4.pdb.gz", type=tarfile.CHRTYPE)
         _add(tf, "sub/AF-P66666-F1-model_v4.pdb.gz")
         _add(tf, "README.txt", b"hello")

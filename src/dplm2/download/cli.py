@@ -132,7 +132,8 @@ def cmd_fetch(args: argparse.Namespace) -> int:
         return make(entry, src, base, args.raw)
 
     log.info("%s shard %s: %d ids from %s", args.source, args.shard, len(ids), base)
-    rows = fetch_all(ids, candidates, Fetcher(cfg.http), args.threads, f"{args.source} {args.shard}")
+    desc = f"{args.source} {args.shard}"
+    rows = fetch_all(ids, candidates, Fetcher(cfg.http), args.threads, desc)
     df = to_frame(rows)
     write_manifest(df, args.manifest, _meta(args, source=args.source, shard=args.shard))
     try:
