@@ -1,0 +1,148 @@
+"""``dplm2 generate <task>``: the commands the rules of ``workflow/rules/generate.smk`` call.
+
+=================  ===========================================================================
+``cogen``          unconditional sequence + structure co-generation at the configured lengths
+``sequence``       sequence-only generation (structure half blinded)
+``backbone``       structure-only generation (amino-acid half blinded), decoded to backbones
+``folding``        sequence -> structure, from token shards (a split), FASTA or structure files
+``inverse-folding``  structure -> sequence, from token shards or structure files
+``scaffold``       motif scaffolding: config problems, or ``--pdb FILE --contig SPEC``
+=================  ===========================================================================
+
+Every command takes ``--lm`` (exported model folder), ``--tokenizer`` (tokenizer folder),
+``--out`` (the task's output folder) and ``--params`` (the config's ``generate`` section as
+JSON). Heavy imports happen inside the command functions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import time
+from pathlib import Path
+
+log = logging.getLogger("dplm2.generate")
+
+UNCONDITIONAL = ("cogen", "sequence", "backbone")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``generate`` stage and its task commands to the ``dplm2`` parser."""
+    stage = subparsers.add_parser("generate", help="generate proteins with a trained DPLM-2")
+    cmds = stage.add_subparsers(dest="generate_command", metavar="<task>", required=True)
+    helps = {
+        "cogen": "co-generate sequence and structure at the configured lengths",
+        "sequence": "generate sequences alone (structure half blinded)",
+        "backbone": "generate structure tokens alone and decode them to backbones",
+        "folding": "predict structure tokens (and a backbone) for given sequences",
+        "inverse-folding": "design sequences for given structure tokens",
+        "scaffold": "scaffold motifs: config problems or --pdb/--contig",
+    }
+    for name, text in helps.items():
+        p = cmds.add_parser(name, help=text)
+        p.add_argument("--lm", required=True, type=Path, help="language model folder (results/lm/model)")
+        p.add_argument("--tokenizer", required=True, type=Path, help="tokenizer folder (results/tokenizer)")
+        p.add_argument("--out", required=True, type=Path, help="output folder of this task")
+        p.add_argument("--params", default="{}", help="the config's generate section as JSON")
+        p.add_argument("--device", default="auto", help="auto | cpu | cuda[:i]")
+        p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch default)")
+        p.add_argument("--seed", type=int, default=None, help="override generate.seed")
+        if name in ("folding", "inverse-folding"):
+            p.add_argument("--tokens", nargs="*", type=Path, default=[],
+                           help="token shards or their folder (rows of the configured split)")
+            p.add_argument("--chains", nargs="*", type=Path, default=[],
+                           help="chain shards: true backbones of the token-shard targets")
+            p.add_argument("--structures", nargs="*", type=Path, default=[],
+                           help="PDB/mmCIF files or folders (tokenized with --tokenizer)")
+        if name == "folding":
+            p.add_argument("--fasta", nargs="*", type=Path, default=[], help="FASTA file(s) of sequences")
+        if name == "scaffold":
+            p.add_argument("--pdb", type=Path, help="your structure file (PDB/mmCIF); needs --contig")
+            p.add_argument("--contig", help="e.g. '5-20,A16-35,10-25,A52-71,5-20' ('/' also works)")
+            p.add_argument("--length", help="total length range, e.g. '60-90' (optional)")
+            p.add_argument("--name", help="problem name for --pdb (default: the file's stem)")
+            p.add_argument("--samples", type=int, help="override scaffold.samples_per_problem")
+        p.set_defaults(func=cmd_generate, task=name.replace("-", "_"))
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    import torch
+
+    from dplm2.generate import tasks
+    from dplm2.generate.config import GenerateConfig
+    from dplm2.generate.outputs import Provenance, write_task_outputs
+    from dplm2.generate.runtime import Runtime
+
+    t0 = time.time()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    cfg = GenerateConfig.from_json(args.params, "generate")
+    seed = cfg.seed if args.seed is None else int(args.seed)
+    task = args.task
+    out: Path = args.out
+    rt = Runtime.load(args.lm, args.tokenizer, args.device)
+    log.info("%s: LM %s, tokenizer %s, code %s, device %s, seed %d", task, rt.lm_hash,
+             rt.tokenizer_hash, rt.code_hash, rt.device, seed)
+    kw = dict(seed=seed, batch_size=cfg.batch_size, decode_batch_size=cfg.decode_batch_size)
+    if task in UNCONDITIONAL:
+        task_cfg = getattr(cfg, task)
+        samples = tasks.generate_unconditional(rt, task, task_cfg, **kw)
+    elif task in ("folding", "inverse_folding"):
+        task_cfg = getattr(cfg, task)
+        targets = _conditional_targets(args, task, task_cfg, rt, out)
+        samples = tasks.generate_conditional(rt, task, targets, task_cfg, **kw)
+    else:
+        task_cfg = cfg.scaffold
+        if args.samples is not None:
+            task_cfg = dataclasses.replace(task_cfg, samples_per_problem=int(args.samples))
+        problems = _scaffold_problems(args, task_cfg)
+        samples = tasks.generate_scaffold(rt, problems, task_cfg, out_dir=out, **kw)
+    prov = Provenance(task=task, lm_hash=rt.lm_hash, tokenizer_hash=rt.tokenizer_hash,
+                      code_hash=rt.code_hash, seed=seed, sampling=task_cfg.sampling.to_dict())
+    path = write_task_outputs(out, samples, prov, per_length=task in UNCONDITIONAL)
+    log.info("%s: %d samples -> %s in %.1f s", task, len(samples), path, time.time() - t0)
+    return 0
+
+
+def _conditional_targets(args, task, task_cfg, rt, out: Path):
+    from dplm2.generate import targets as T
+
+    sources = [bool(args.tokens), bool(args.structures), bool(getattr(args, "fasta", None))]
+    if sum(sources) != 1:
+        raise ValueError(f"generate {task}: give exactly one of --tokens, --structures"
+                         + (", --fasta" if task == "folding" else ""))
+    if args.tokens:
+        found = T.from_token_shards(args.tokens, task_cfg.split, args.chains,
+                                    expect_tokenizer=rt.tokenizer_sha256)
+    elif args.structures:
+        found = T.from_structures(args.structures, rt.tokenize_chain)
+    else:
+        found = T.from_fasta(args.fasta)
+    chosen = T.select(found, task_cfg.max_targets, task_cfg.max_length)
+    log.info("%s: %d targets (of %d)", task, len(chosen), len(found))
+    return T.write_references(chosen, out / "references", out)
+
+
+def _scaffold_problems(args, cfg):
+    from dplm2.generate.problems import ScaffoldProblem, load_benchmark, unique_names
+
+    if args.pdb is not None or args.contig is not None:
+        if args.pdb is None or args.contig is None:
+            raise ValueError("generate scaffold: --pdb and --contig go together")
+        entry = {"name": args.name or args.pdb.name.split(".")[0], "pdb": str(args.pdb),
+                 "contig": args.contig}
+        if args.length:
+            entry["length"] = args.length
+        return [ScaffoldProblem.from_entry(entry)]
+    problems = []
+    if cfg.benchmark is not None:
+        problems += load_benchmark(cfg.benchmark, list(cfg.subset) or None)
+    problems += [ScaffoldProblem.from_entry(e) for e in cfg.problems]
+    if not problems:
+        raise ValueError(f"generate scaffold: no problems (benchmark {cfg.benchmark!r}, "
+                         f"subset {list(cfg.subset)}, {len(cfg.problems)} user problems)")
+    log.info("scaffold problems: %s", json.dumps([p.name for p in problems]))
+    return unique_names(problems)

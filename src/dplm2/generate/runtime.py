@@ -1,0 +1,191 @@
+"""What a generation run holds: the LM, the structure tokenizer, the device and provenance.
+
+Generation is built on the other stages' public entry points only:
+
+* :meth:`dplm2.lm.model.DPLM2LM.from_pretrained` and the LM sampler
+  :func:`dplm2.lm.sampling.iterative_unmask` (this stage writes no sampler of its own);
+* :func:`dplm2.tokenizer.hub.load_tokenizer` and ``StructureTokenizer.tokenize`` /
+  ``detokenize`` (motif tokens, structures read from files, decoded PDBs).
+
+:class:`LogitLimits` narrows what the sampler may emit beyond the LM's own rule (specials
+forbidden): structure codes the loaded tokenizer does not have (a demo tokenizer may use fewer
+than 13 bits, while the LM vocabulary always has 8192 codes; a code the decoder cannot read
+must never be sampled), and amino-acid tokens other than the 20 standard residues (ESM's
+alphabet also holds X, B, U, Z, O, '.', '-', which are no designable residue and which the
+evaluation's folding models reject). Conditioning inputs may still contain X.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import logging
+import os
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from dplm2.lm.vocab import AA_TOKENS, N_CODES, STRUCT_OFFSET, VOCAB_SIZE
+from dplm2.structure import Chain
+
+log = logging.getLogger(__name__)
+
+
+def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    """Hex sha256 of a file."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def git_hash(repo: str | os.PathLike | None = None) -> str:
+    """Short commit hash of the code (``+dirty`` with local changes), ``unknown`` outside git."""
+    cwd = Path(repo) if repo else Path(__file__).resolve().parent
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=cwd, check=True,
+                              capture_output=True, text=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=cwd,
+                               check=True, capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return head + ("+dirty" if dirty.strip() else "")
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    """``auto`` -> CUDA when available, else CPU."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+#: The residues a generated sequence may contain.
+STANDARD_AA = "ACDEFGHIKLMNPQRSTVWY"
+
+
+class LogitLimits:
+    """The LM as the sampler sees it: structure codes >= ``codebook_size`` and non-standard
+    amino-acid tokens forbidden (see module docstring).
+
+    Parameters
+    ----------
+    model : DPLM2LM
+    codebook_size : int
+        Codes the tokenizer can decode (``2 ** codebook_bits``).
+    """
+
+    def __init__(self, model, codebook_size: int) -> None:
+        if not 1 <= codebook_size <= N_CODES:
+            raise ValueError(f"codebook_size {codebook_size} outside [1, {N_CODES}]")
+        self.model = model
+        self.codebook_size = codebook_size
+        ban = torch.zeros(VOCAB_SIZE, dtype=torch.bool)
+        ban[STRUCT_OFFSET + codebook_size : STRUCT_OFFSET + N_CODES] = True
+        ban[[i for i, t in enumerate(AA_TOKENS) if len(t) == 1 and t not in STANDARD_AA]] = True
+        self._ban = ban
+
+    @torch.no_grad()
+    def sampling_logits(self, input_ids: torch.Tensor, single_modality: torch.Tensor | None = None):
+        logits = self.model.sampling_logits(input_ids, single_modality)  # (B, N, V)
+        return logits.masked_fill(self._ban.to(logits.device), float("-inf"))
+
+
+@dataclasses.dataclass
+class Runtime:
+    """Loaded models + provenance of one generation run.
+
+    Attributes
+    ----------
+    lm : DPLM2LM
+    tokenizer : StructureTokenizer
+    device : torch.device
+    lm_hash : str
+        Short sha256 of the LM's ``model.safetensors``.
+    tokenizer_sha256 : str
+        Full sha256 of the tokenizer weights (token shards record the same hash).
+    code_hash : str
+        Git commit of the code.
+    """
+
+    lm: torch.nn.Module
+    tokenizer: torch.nn.Module
+    device: torch.device
+    lm_hash: str
+    tokenizer_sha256: str
+    code_hash: str
+
+    @property
+    def tokenizer_hash(self) -> str:
+        return self.tokenizer_sha256[:16]
+
+    @classmethod
+    def load(cls, lm: str | os.PathLike, tokenizer: str | os.PathLike, device: str = "auto") -> Runtime:
+        """Load both models (folders written by the lm and tokenizer stages)."""
+        from dplm2.lm.model import DPLM2LM
+        from dplm2.tokenizer.hub import load_tokenizer
+
+        dev = pick_device(device)
+        lm_path = Path(lm)
+        weights = lm_path / "model.safetensors"
+        if not weights.is_file():
+            raise FileNotFoundError(f"{weights}: no language model weights (run the lm stage)")
+        model = DPLM2LM.from_pretrained(lm_path).to(dev).eval()
+        tok, tok_sha = load_tokenizer(tokenizer, device=dev)
+        return cls(lm=model, tokenizer=tok, device=dev, lm_hash=sha256_file(weights)[:16],
+                   tokenizer_sha256=tok_sha, code_hash=git_hash())
+
+    # -- the LM as the sampler sees it -------------------------------------------------------
+    @property
+    def codebook_size(self) -> int:
+        return int(self.tokenizer.cfg.codebook_size)
+
+    def sampler_model(self) -> LogitLimits:
+        return LogitLimits(self.lm, self.codebook_size)
+
+    # -- tokenizer ---------------------------------------------------------------------------
+    @torch.no_grad()
+    def tokenize_chain(self, chain: Chain) -> np.ndarray:
+        """Structure tokens ``[L]`` of a chain (one chain per pass: tokens never depend on
+        padding); residues without N, CA, C get the tokenizer's unknown code."""
+        coords = torch.from_numpy(np.nan_to_num(chain.coords, nan=0.0))[None].to(self.device)
+        atom_mask = torch.from_numpy(chain.atom_mask.copy())[None].to(self.device)
+        mask = atom_mask[..., :3].all(-1)
+        tokens = self.tokenizer.tokenize(coords.float(), atom_mask, mask)
+        return tokens[0].cpu().numpy().astype(np.int64)
+
+    @torch.no_grad()
+    def detokenize(self, token_lists: list[np.ndarray], batch_size: int = 8) -> list[dict]:
+        """Decode token arrays into ``{backbone [L,4,3], sequence, plddt [L]}`` dicts.
+
+        Lists are decoded in batches of similar length (padding uses the unknown code, which
+        the decoder masks out)."""
+        unk = int(self.tokenizer.cfg.unknown_token)
+        order = sorted(range(len(token_lists)), key=lambda i: len(token_lists[i]))
+        out: list[dict | None] = [None] * len(token_lists)
+        for start in range(0, len(order), batch_size):
+            idx = order[start : start + batch_size]
+            width = max(len(token_lists[i]) for i in idx)
+            batch = torch.full((len(idx), width), unk, dtype=torch.long)
+            for row, i in enumerate(idx):
+                batch[row, : len(token_lists[i])] = torch.as_tensor(token_lists[i], dtype=torch.long)
+            dec = self.tokenizer.detokenize(batch.to(self.device))
+            for row, i in enumerate(idx):
+                n = len(token_lists[i])
+                out[i] = {
+                    "backbone": dec["backbone"][row, :n].cpu().numpy().astype(np.float32),
+                    "sequence": aatype_to_sequence(dec["aatype"][row, :n].cpu().numpy()),
+                    "plddt": dec["plddt"][row, :n].cpu().numpy().astype(np.float32),
+                }
+        return out  # type: ignore[return-value]
+
+
+#: The tokenizer decoder's amino-acid head order (AlphaFold ``residue_constants.restypes``).
+DECODER_RESTYPES = "ARNDCQEGHILKMFPSTWYV"
+
+
+def aatype_to_sequence(aatype: np.ndarray) -> str:
+    """One-letter sequence from decoder residue indices (outside 0-19 -> X)."""
+    return "".join(DECODER_RESTYPES[a] if 0 <= a < 20 else "X" for a in np.asarray(aatype).tolist())

@@ -1,0 +1,263 @@
+"""The generation tasks on top of the LM sampler (spec §5).
+
+Every task builds two-half inputs (:class:`dplm2.lm.vocab.DPLM2Vocab`): the positions to
+generate hold their modality's mask token, everything else is conditioning, which the sampler
+(:func:`dplm2.lm.sampling.iterative_unmask`) never changes. Samples of one length are batched
+together (``batch_size`` per forward pass); structure tokens are decoded by the tokenizer.
+
+==============  ======================================  =======================================
+task            structure half                          amino-acid half
+==============  ======================================  =======================================
+cogen           all ``<mask_struct>``                   all ``<mask>``
+folding         all ``<mask_struct>``                   given sequence
+inverse         given tokens                            all ``<mask>``
+scaffold        motif tokens at motif positions, masks  motif residues at motif positions, masks
+sequence        ``<unk_struct>`` (blind: single-modal)  all ``<mask>``
+backbone        all ``<mask_struct>``                   ``<unk>`` (blind: single-modality)
+==============  ======================================  =======================================
+
+Seeds: every batch gets its own generator seeded from (base seed, task, batch key), so a run is
+reproducible and a batch's result does not depend on which other lengths were requested.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import zlib
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from dplm2.generate.config import ConditionalTaskConfig, LengthTaskConfig, ScaffoldConfig
+from dplm2.generate.motif import Motif, resolve_motif
+from dplm2.generate.outputs import Sample
+from dplm2.generate.problems import ScaffoldProblem
+from dplm2.generate.runtime import Runtime
+from dplm2.generate.targets import Target
+from dplm2.lm.sampling import SamplerConfig, iterative_unmask
+from dplm2.lm.vocab import UNK, DPLM2Vocab
+from dplm2.structure import write_backbone
+
+log = logging.getLogger(__name__)
+
+Callback = Callable[[int, torch.Tensor], None]
+
+
+def derive_seed(seed: int, *keys: object) -> int:
+    """A 63-bit seed from the base seed and stable keys (strings hashed with CRC32)."""
+    parts = [int(seed)] + [zlib.crc32(str(k).encode()) for k in keys]
+    return int(np.random.SeedSequence(parts).generate_state(1, dtype=np.uint64)[0] >> 1)
+
+
+@dataclasses.dataclass(frozen=True)
+class Request:
+    """One protein to fill in: its two halves (with mask tokens where to generate)."""
+
+    key: str
+    struct: torch.Tensor  # (L+2,) long
+    aa: torch.Tensor  # (L+2,) long
+
+
+def codes_for_lm(tokens: np.ndarray, codebook_size: int) -> np.ndarray:
+    """Tokenizer codes with the tokenizer's unknown code (and anything outside the codebook)
+    turned into -1, which the vocabulary encodes as ``<unk_struct>``."""
+    t = np.asarray(tokens, dtype=np.int64)
+    return np.where((t >= 0) & (t < codebook_size), t, -1)
+
+
+def run_requests(
+    rt: Runtime,
+    requests: Sequence[Request],
+    cfg: SamplerConfig,
+    *,
+    seed: int,
+    task: str,
+    batch_size: int,
+    single_modality: bool = False,
+    callback: Callback | None = None,
+) -> list[tuple[np.ndarray, str, int]]:
+    """Sample every request; returns ``(codes [L], sequence, batch seed)`` in request order.
+
+    Requests are grouped by length (stable order), then cut into batches of ``batch_size``.
+    """
+    vocab: DPLM2Vocab = rt.lm.vocab
+    model = rt.sampler_model()
+    order = sorted(range(len(requests)), key=lambda i: len(requests[i].struct))
+    batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+    out: list[tuple[np.ndarray, str, int] | None] = [None] * len(requests)
+    for idx in tqdm(batches, desc=f"generate {task}", mininterval=2.0, disable=len(batches) < 2):
+        key = ",".join(requests[i].key for i in idx)
+        batch_seed = derive_seed(seed, task, key)
+        gen = torch.Generator(device=rt.device).manual_seed(batch_seed)
+        ids, width = vocab.collate([(requests[i].struct, requests[i].aa) for i in idx])
+        ids = ids.to(rt.device)
+        single = torch.full((len(idx),), single_modality, dtype=torch.bool, device=rt.device)
+        tokens, _ = iterative_unmask(model, ids, cfg, single_modality=single if single_modality else None,
+                                     generator=gen, callback=callback)
+        tokens = tokens.cpu()
+        for row, i in enumerate(idx):
+            codes = vocab.decode_struct(tokens[row, :width])
+            seq = vocab.decode_aa(tokens[row, width:])
+            out[i] = (codes, seq, batch_seed)
+    return out  # type: ignore[return-value]
+
+
+def _decoded(rt: Runtime, codes: list[np.ndarray], batch_size: int) -> list[dict]:
+    return rt.detokenize([np.where(c >= 0, c, rt.codebook_size) for c in codes], batch_size)
+
+
+# -- unconditional ------------------------------------------------------------------------------
+def length_requests(vocab: DPLM2Vocab, task: str, cfg: LengthTaskConfig) -> list[Request]:
+    """Requests of the unconditional tasks (see the module table)."""
+    out = []
+    for length in cfg.lengths:
+        for i in range(cfg.samples_per_length):
+            struct = vocab.encode_struct(None, length)
+            aa = vocab.encode_aa(None, length)
+            if task == "sequence":
+                struct = vocab.encode_struct(np.full(length, -1), length)  # <unk_struct> body
+            elif task == "backbone":
+                aa = torch.cat([aa[:1], torch.full((length,), UNK), aa[-1:]])  # <unk> body
+            out.append(Request(key=f"{task}_L{length}_{i:04d}", struct=struct, aa=aa))
+    return out
+
+
+def generate_unconditional(
+    rt: Runtime, task: str, cfg: LengthTaskConfig, *, seed: int, batch_size: int,
+    decode_batch_size: int = 8, callback: Callback | None = None,
+) -> list[Sample]:
+    """Co-generation (``cogen``), sequence-only (``sequence``) or backbone-only (``backbone``)."""
+    if task not in ("cogen", "sequence", "backbone"):
+        raise ValueError(f"unknown unconditional task {task!r}")
+    reqs = length_requests(rt.lm.vocab, task, cfg)
+    res = run_requests(rt, reqs, cfg.sampling, seed=seed, task=task, batch_size=batch_size,
+                       single_modality=task != "cogen", callback=callback)
+    dec = [None] * len(res) if task == "sequence" else _decoded(rt, [r[0] for r in res], decode_batch_size)
+    samples = []
+    for req, (codes, seq, bseed), d in zip(reqs, res, dec, strict=True):
+        if task == "sequence":
+            samples.append(Sample(sample_id=req.key, task=task, sequence=seq, struct_tokens=None, seed=bseed))
+            continue
+        source = "lm"
+        if task == "backbone":
+            seq, source = d["sequence"], "tokenizer_decoder"
+        samples.append(Sample(sample_id=req.key, task=task, sequence=seq, struct_tokens=codes,
+                              seed=bseed, sequence_source=source, backbone=d["backbone"],
+                              plddt=d["plddt"], decoded_sequence=d["sequence"]))
+    return samples
+
+
+# -- folding / inverse folding ----------------------------------------------------------------
+def generate_conditional(
+    rt: Runtime, task: str, targets: Sequence[Target], cfg: ConditionalTaskConfig, *, seed: int,
+    batch_size: int, decode_batch_size: int = 8, callback: Callback | None = None,
+) -> list[Sample]:
+    """Folding (sequence given) or inverse folding (structure tokens given) of ``targets``."""
+    vocab: DPLM2Vocab = rt.lm.vocab
+    reqs = []
+    for t in targets:
+        n = len(t.sequence)
+        if task == "folding":
+            reqs.append(Request(t.id, vocab.encode_struct(None, n), vocab.encode_aa(t.sequence)))
+        elif task == "inverse_folding":
+            if t.struct_tokens is None:
+                raise ValueError(f"target {t.id!r}: inverse folding needs structure tokens")
+            codes = codes_for_lm(t.struct_tokens, rt.codebook_size)
+            reqs.append(Request(t.id, vocab.encode_struct(codes), vocab.encode_aa(None, n)))
+        else:
+            raise ValueError(f"unknown conditional task {task!r}")
+    res = run_requests(rt, reqs, cfg.sampling, seed=seed, task=task, batch_size=batch_size,
+                       callback=callback)
+    dec = (_decoded(rt, [r[0] for r in res], decode_batch_size) if task == "folding"
+           else [None] * len(res))
+    samples = []
+    for t, (codes, seq, bseed), d in zip(targets, res, dec, strict=True):
+        common = dict(sample_id=t.id, task=task, seed=bseed, target_id=t.id,
+                      reference_path=t.reference_path, reference_chain=t.reference_chain)
+        if task == "folding":
+            samples.append(Sample(sequence=t.sequence, struct_tokens=codes, backbone=d["backbone"],
+                                  plddt=d["plddt"], decoded_sequence=d["sequence"], **common))
+        else:
+            given = codes_for_lm(t.struct_tokens, rt.codebook_size)
+            samples.append(Sample(sequence=seq, struct_tokens=given, **common))
+    return samples
+
+
+# -- motif scaffolding ----------------------------------------------------------------------
+@dataclasses.dataclass(frozen=True, eq=False)
+class PreparedMotif:
+    """A problem's motif with its structure tokens (tokenized in its native chain context)."""
+
+    problem: ScaffoldProblem
+    motif: Motif
+    tokens: np.ndarray  # (M,) codes
+
+
+def prepare_motif(rt: Runtime, problem: ScaffoldProblem) -> PreparedMotif:
+    """Resolve the motif in its file and tokenize it.
+
+    Each chain the motif comes from is tokenized whole and the motif residues' tokens are
+    taken from it, so a motif token encodes the residue's native local structure (tokenizing
+    the isolated motif would describe fragments with artificial termini)."""
+    motif = resolve_motif(problem.structure, problem.contig)
+    per_chain = {cid: rt.tokenize_chain(chain) for cid, chain in motif.chains.items()}
+    tokens = np.concatenate([per_chain[cid][idx] for cid, idx in motif.positions])
+    bad = np.nonzero((tokens < 0) | (tokens >= rt.codebook_size))[0]
+    if len(bad):
+        raise ValueError(f"{problem.structure}: motif residues {[motif.labels[i] for i in bad]} "
+                         "got the tokenizer's unknown code")
+    return PreparedMotif(problem=problem, motif=motif, tokens=tokens.astype(np.int64))
+
+
+def scaffold_request(vocab: DPLM2Vocab, key: str, length: int, motif_idx: Sequence[int],
+                     motif_tokens: np.ndarray, motif_seq: str) -> Request:
+    """Masks everywhere except the motif positions, which hold the motif tokens / residues."""
+    struct = vocab.encode_struct(None, length)
+    aa = vocab.encode_aa(None, length)
+    idx = torch.as_tensor(list(motif_idx), dtype=torch.long) + 1  # +1: after <cls>
+    struct[idx] = vocab.encode_struct(motif_tokens)[1:-1]
+    aa[idx] = vocab.encode_aa(motif_seq)[1:-1]
+    return Request(key=key, struct=struct, aa=aa)
+
+
+def generate_scaffold(
+    rt: Runtime, problems: Sequence[ScaffoldProblem], cfg: ScaffoldConfig, *, seed: int,
+    batch_size: int, out_dir: Path, decode_batch_size: int = 8, callback: Callback | None = None,
+) -> list[Sample]:
+    """``samples_per_problem`` designs per problem, each with its own sampled contig.
+
+    Writes ``references/<problem>.pdb`` (the motif backbone, in contig order) into ``out_dir``;
+    ``motif_reference_indices`` index that file."""
+    vocab: DPLM2Vocab = rt.lm.vocab
+    reqs: list[Request] = []
+    meta = []
+    for problem in problems:
+        pm = prepare_motif(rt, problem)
+        ref = out_dir / "references" / f"{problem.name}.pdb"
+        write_backbone(ref, pm.motif.coords, pm.motif.sequence)
+        rng = np.random.default_rng(derive_seed(seed, "contig", problem.name))
+        for i in range(cfg.samples_per_problem):
+            layout = problem.contig.sample(rng, pm.motif.segment_lengths)
+            key = f"{problem.name}_{i:04d}"
+            reqs.append(scaffold_request(vocab, key, layout.length, layout.motif_indices,
+                                         pm.tokens, pm.motif.sequence))
+            meta.append((problem, pm, layout, ref))
+        log.info("%s: motif %d residues from %s, %d designs", problem.name, len(pm.motif),
+                 problem.structure, cfg.samples_per_problem)
+    res = run_requests(rt, reqs, cfg.sampling, seed=seed, task="scaffold", batch_size=batch_size,
+                       callback=callback)
+    dec = _decoded(rt, [r[0] for r in res], decode_batch_size)
+    samples = []
+    for req, (codes, seq, bseed), d, (problem, pm, layout, ref) in zip(reqs, res, dec, meta, strict=True):
+        samples.append(Sample(
+            sample_id=req.key, task="scaffold", sequence=seq, struct_tokens=codes, seed=bseed,
+            backbone=d["backbone"], plddt=d["plddt"], decoded_sequence=d["sequence"],
+            target_id=problem.name, reference_path=str(ref.relative_to(out_dir)), reference_chain="A",
+            contig=layout.contig, motif_indices=tuple(layout.motif_indices),
+            motif_reference_indices=tuple(range(len(pm.motif))), motif_labels=pm.motif.labels,
+        ))
+    return samples
