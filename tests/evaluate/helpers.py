@@ -58,3 +58,28 @@ def build_tiny_esmfold(out: Path) -> Path:
     )
     EsmForProteinFolding(cfg).save_pretrained(out)
     return out
+
+
+def build_tiny_dplm2(out: Path) -> tuple[Path, Path]:
+    """A tiny random DPLM-2 LM folder and a tiny random structure tokenizer folder, written with
+    the LM and tokenizer stages' public save functions."""
+    import torch
+    from transformers import EsmForMaskedLM
+
+    from dplm2.lm.model import DPLM2LM
+    from dplm2.lm.model import ModelConfig as LMConfig
+    from dplm2.tokenizer.config import ModelConfig as TokConfig
+    from dplm2.tokenizer.hub import save_tokenizer
+    from dplm2.tokenizer.model import StructureTokenizer
+
+    torch.manual_seed(0)
+    lm_cfg = LMConfig(hidden_size=32, num_layers=2, num_heads=2, intermediate_size=64)
+    lm = DPLM2LM(EsmForMaskedLM(lm_cfg.esm_config()))
+    lm.save_pretrained(out / "lm")
+    tok = StructureTokenizer(TokConfig(
+        encoder_dim=32, encoder_neighbors=8, encoder_message_layers=1, encoder_layers=1,
+        encoder_heads=4, post_dim=32, post_layers=1, post_heads=4, trunk_blocks=0, pair_dim=8,
+        seq_head_width=8, pair_head_width=8, sm_blocks=2, ipa_heads=2, recycles=0,
+    ))
+    save_tokenizer(tok, out / "tokenizer")
+    return out / "lm", out / "tokenizer"

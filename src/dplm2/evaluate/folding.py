@@ -178,51 +178,75 @@ class EsmFoldBackend:
 class Dplm2FoldingBackend:
     """DPLM-2 in folding mode: amino acids given, structure tokens generated, then decoded.
 
-    Uses two public entry points of other stages (never their internals):
+    Uses only public entry points of the other stages:
 
-    * ``dplm2.lm.sampling`` — the LM's sampler, called for the folding task (100 steps, argmax,
-      deterministic unmasking: the spec's folding settings);
-    * ``dplm2.tokenizer`` — ``detokenize(tokens)`` to backbone coordinates.
+    * ``dplm2.lm.model.DPLM2LM.from_pretrained`` + its vocabulary, and
+      ``dplm2.lm.sampling.iterative_unmask`` with the spec's folding settings (argmax,
+      deterministic unmasking, ``max_iter`` steps, 100 by default);
+    * ``dplm2.tokenizer.hub.load_tokenizer`` and ``StructureTokenizer.detokenize`` to turn the
+      generated structure tokens into N, CA, C, O coordinates.
 
-    No pLDDT (the tokenizer decoder's pLDDT head is untrained), so ``FoldResult.plddt`` is None.
+    pLDDT is the tokenizer decoder's pLDDT head (0-100); that head is not trained by the spec's
+    loss, so treat it as informative only (``FoldResult.plddt`` carries it for completeness).
     """
 
     def __init__(self, lm: str | Path, tokenizer: str | Path, *, device: str = "auto",
-                 max_iter: int = 100, seed: int = 0) -> None:
-        self.lm_path, self.tokenizer_path = str(lm), str(tokenizer)
-        self.device, self.max_iter, self.seed = device, int(max_iter), int(seed)
-        self.name = f"dplm2:{Path(self.lm_path).name}"
-        self._fold_fn = _dplm2_fold_entry_point()
+                 max_iter: int = 100, seed: int = 0, batch_size: int = 1) -> None:
+        import torch
+
+        try:
+            from dplm2.lm.model import DPLM2LM
+            from dplm2.lm.sampling import SamplerConfig
+            from dplm2.tokenizer.hub import load_tokenizer
+        except ModuleNotFoundError as exc:
+            raise NotImplementedError(
+                "folding backend 'dplm2' needs the LM stage (dplm2.lm.sampling) and the "
+                f"tokenizer stage (dplm2.tokenizer), not in this checkout ({exc}); set "
+                "evaluate.folding.backend: esmfold"
+            ) from exc
+        if device == "auto":
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        self.device = torch.device(device)
+        self.seed, self.batch_size = int(seed), max(1, int(batch_size))
+        self.lm = DPLM2LM.from_pretrained(str(lm)).to(self.device).eval()
+        self.tokenizer, tok_hash = load_tokenizer(str(tokenizer), device=self.device)
+        # spec §5/§6: folding = argmax, deterministic unmasking, 100 steps
+        self.sampler = SamplerConfig(max_iter=int(max_iter), strategy="argmax",
+                                     unmasking="deterministic")
+        self.name = f"dplm2:{Path(str(lm)).name}+tokenizer:{tok_hash[:12]}"
 
     def fold(self, sequences: Sequence[str]) -> list[FoldResult]:
+        import torch
+
+        from dplm2.lm.sampling import iterative_unmask
+
         seqs = [_clean_sequence(s) for s in sequences]
-        coords = self._fold_fn(
-            seqs, lm=self.lm_path, tokenizer=self.tokenizer_path, device=self.device,
-            max_iter=self.max_iter, seed=self.seed,
-        )
-        return [
-            FoldResult(sequence=s, coords=np.asarray(c, dtype=np.float32), plddt=None, backend=self.name)
-            for s, c in zip(seqs, coords, strict=True)
-        ]
-
-
-def _dplm2_fold_entry_point():
-    """The LM stage's ``fold_sequences(seqs, lm=, tokenizer=, device=, max_iter=, seed=)``."""
-    try:
-        from dplm2.lm import sampling
-    except ModuleNotFoundError as exc:
-        raise NotImplementedError(
-            "folding backend 'dplm2' needs the LM stage's sampler (dplm2.lm.sampling), which is "
-            f"not in this checkout ({exc}); set evaluate.folding.backend: esmfold"
-        ) from exc
-    fn = getattr(sampling, "fold_sequences", None)
-    if fn is None:
-        raise NotImplementedError(
-            "folding backend 'dplm2': dplm2.lm.sampling has no fold_sequences(seqs, lm=, "
-            "tokenizer=, device=, max_iter=, seed=) -> list of [L, 4, 3] arrays; set "
-            "evaluate.folding.backend: esmfold"
-        )
-    return fn
+        vocab = self.lm.vocab
+        gen = torch.Generator(device=self.device).manual_seed(self.seed)
+        out: list[FoldResult] = []
+        for start in range(0, len(seqs), self.batch_size):
+            batch = seqs[start : start + self.batch_size]
+            ids, width = vocab.collate([vocab.encode(s, None) for s in batch])
+            with torch.inference_mode():
+                tokens, _ = iterative_unmask(self.lm, ids.to(self.device), self.sampler,
+                                             generator=gen)
+                codes = [vocab.decode_struct(tokens[i, :width].cpu())[: len(s)]
+                         for i, s in enumerate(batch)]
+                pad = max(len(c) for c in codes)
+                tok = torch.full((len(batch), pad), -1, dtype=torch.long)
+                for i, c in enumerate(codes):
+                    tok[i, : len(c)] = torch.as_tensor(c)
+                dec = self.tokenizer.detokenize(tok.to(self.device))
+            bb = dec["backbone"].float().cpu().numpy()
+            plddt = dec["plddt"].float().cpu().numpy()
+            for i, s in enumerate(batch):
+                if len(codes[i]) != len(s):
+                    raise ValueError(f"LM returned {len(codes[i])} structure tokens for {len(s)} residues")
+                out.append(FoldResult(
+                    sequence=s, coords=np.ascontiguousarray(bb[i, : len(s)], dtype=np.float32),
+                    plddt=np.clip(plddt[i, : len(s)], 0, 100).astype(np.float32), backend=self.name,
+                ))
+        return out
 
 
 def _esmfold_inputs(batch: Sequence[str], device):

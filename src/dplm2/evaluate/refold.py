@@ -58,7 +58,8 @@ def make_backend(
     if not lm or not tokenizer:
         raise ValueError("folding backend 'dplm2' needs --lm and --tokenizer folders")
     return Dplm2FoldingBackend(
-        lm, tokenizer, device=cfg.device, max_iter=cfg.dplm2_max_iter, seed=cfg.seed
+        lm, tokenizer, device=cfg.device, max_iter=cfg.dplm2_max_iter, seed=cfg.seed,
+        batch_size=cfg.batch_size,
     )
 
 
