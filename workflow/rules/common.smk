@@ -1,7 +1,33 @@
 # Shared helpers of the rule files (output folder, code-version params, JSON params).
+import copy
 import hashlib
 import json
 from pathlib import Path
+
+import yaml
+
+
+def apply_schema_defaults(cfg, schema_path):
+    """Fill schema defaults into ``cfg`` in place, following ``$ref``s into the stage schemas
+    (Snakemake's `validate` sets defaults only in the schema file it is given, not behind a
+    `$ref`). Objects missing from the config start empty so their own defaults apply."""
+    stack = [(yaml.safe_load(Path(schema_path).read_text()), cfg, Path(schema_path).parent)]
+    while stack:
+        schema, node, base = stack.pop()
+        if "$ref" in schema:
+            ref = base / schema["$ref"]
+            schema, base = yaml.safe_load(ref.read_text()), ref.parent
+        for key, sub in schema.get("properties", {}).items():
+            if key not in node:
+                if "default" in sub:
+                    node[key] = copy.deepcopy(sub["default"])
+                elif sub.get("type") == "object" or "$ref" in sub:
+                    node[key] = {}
+            if isinstance(node.get(key), dict):
+                stack.append((sub, node[key], base))
+
+
+apply_schema_defaults(config, Path(workflow.basedir) / "workflow/schemas/config.schema.yaml")
 
 RESULTS = Path(config.get("results", "results"))
 SRC = Path(workflow.basedir) / "src" / "dplm2"

@@ -6,24 +6,9 @@
 # process stage reads; they are not declared outputs because shards share one folder.
 # The rules are natural `localrules` candidates (network-bound, little CPU) but stay ordinary
 # rules so that a cluster profile can decide where they run (login nodes often forbid it).
-import copy
 import os
 
-import yaml
 
-
-# Fill the schema's defaults into the section in place: Snakemake's `validate` does not apply
-# defaults behind a `$ref`, so the stage does it itself (a loop, not a recursive helper, to keep
-# this file free of functions).
-with open(os.path.join(workflow.basedir, "workflow", "schemas", "download.schema.yaml")) as _fh:
-    _stack = [(yaml.safe_load(_fh), config.setdefault("download", {}))]
-while _stack:
-    _schema, _node = _stack.pop()
-    for _key, _sub in _schema.get("properties", {}).items():
-        if _key not in _node and "default" in _sub:
-            _node[_key] = copy.deepcopy(_sub["default"])
-        if isinstance(_node.get(_key), dict) and _sub.get("type") == "object":
-            _stack.append((_sub, _node[_key]))
 DL = config["download"]
 # Relative mirror paths and ID files are resolved against the workflow folder (passed to the
 # commands as a params lambda: a folder used to resolve config values, not a file prefix).
