@@ -24,6 +24,7 @@ from typing import Any, ClassVar
 from dplm2.config import ConfigError, StageConfig
 from dplm2.lm.sampling import SamplerConfig
 
+TASKS = ("cogen", "sequence", "backbone", "folding", "inverse_folding", "scaffold")
 #: Unconditional settings of the reference (co-generation, sequence-/backbone-only).
 UNCONDITIONAL = {"max_iter": 500, "strategy": "annealing@2.0:1.0", "unmasking": "stochastic1.0"}
 #: Conditional settings of the reference (folding, inverse folding): argmax, deterministic.
@@ -151,6 +152,8 @@ class GenerateConfig(StageConfig):
 
     Parameters
     ----------
+    tasks : list of str
+        Tasks the workflow runs (read by the rule file; the commands ignore it).
     seed : int
         Base seed; each task and batch derives its own generator from it.
     batch_size : int
@@ -159,6 +162,7 @@ class GenerateConfig(StageConfig):
         Structures per tokenizer-decoder pass.
     """
 
+    tasks: tuple[str, ...] = ("cogen", "folding", "inverse_folding", "scaffold")
     seed: int = 0
     batch_size: int = 16
     decode_batch_size: int = 8
@@ -170,5 +174,9 @@ class GenerateConfig(StageConfig):
     scaffold: ScaffoldConfig = dataclasses.field(default_factory=ScaffoldConfig)
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "tasks", tuple(self.tasks))
+        unknown = sorted(set(self.tasks) - set(TASKS))
+        if unknown:
+            raise ConfigError(f"generate.tasks: unknown task(s) {unknown}; known: {list(TASKS)}")
         if self.batch_size < 1 or self.decode_batch_size < 1:
             raise ConfigError("generate.batch_size and decode_batch_size must be >= 1")

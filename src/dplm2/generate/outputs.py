@@ -180,11 +180,13 @@ def write_task_outputs(
     ids = [s.sample_id for s in samples]
     if len(set(ids)) != len(ids):
         raise ValueError(f"{out}: duplicate sample ids")
-    with atomic_path(out / "pdb", is_dir=True) as tmp:
-        for s in samples:
-            if s.backbone is not None:
-                bfac = None if s.plddt is None else np.clip(s.plddt, 0.0, 100.0)
-                write_backbone(tmp / f"{s.sample_id}.pdb", s.backbone, s.decoded_sequence or s.sequence, bfac)
+    if any(s.backbone is not None for s in samples):
+        with atomic_path(out / "pdb", is_dir=True) as tmp:
+            for s in samples:
+                if s.backbone is not None:
+                    bfac = None if s.plddt is None else np.clip(s.plddt, 0.0, 100.0)
+                    seq = s.decoded_sequence or s.sequence
+                    write_backbone(tmp / f"{s.sample_id}.pdb", s.backbone, seq, bfac)
     atomic_write_text(out / "aatype.fasta", _fasta(samples, prov, tokens=False))
     atomic_write_text(out / "struct_token.fasta", _fasta(samples, prov, tokens=True))
     if per_length:
