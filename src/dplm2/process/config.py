@@ -94,11 +94,11 @@ class ProcessConfig(StageConfig):
     """The ``process:`` section."""
 
     parse_shards: int = 2
-    chain_shards: int = 1
+    n_shards: int = 2
     max_abs_coord: float = 1.0e4
     filters: FilterConfig = dataclasses.field(default_factory=FilterConfig)
     split: SplitConfig = dataclasses.field(default_factory=SplitConfig)
 
     def __post_init__(self) -> None:
-        if self.parse_shards < 1 or self.chain_shards < 1:
-            raise ConfigError("process: parse_shards and chain_shards must be >= 1")
+        if self.parse_shards < 1 or self.n_shards < 1:
+            raise ConfigError("process: parse_shards and n_shards must be >= 1")

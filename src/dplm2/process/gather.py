@@ -73,7 +73,7 @@ def run_gather(parsed: list[str | os.PathLike], outdir: str | os.PathLike, cfg: 
     log.info("%d records, %d kept chains; %s", len(records), len(kept), rg.describe())
     chains = _chain_table(kept, table)
     out: dict[str, Path] = {}
-    n = cfg.chain_shards
+    n = cfg.n_shards
     bounds = np.linspace(0, len(kept), n + 1).round().astype(int)
     for i in range(n):
         path = outdir / shard_name("chains", i, n)
