@@ -95,6 +95,28 @@ class ModelConfig(StageConfig):
         return mark_dplm2(cfg)
 
 
+#: Config attribute: how many times ESM's token-dropout rescaling is applied to the input
+#: embeddings. 0 for models of this project; 2 for the released DPLM-2 checkpoints, whose
+#: reference wrapper embeds the ids and its network then embeds them again (both passes with
+#: ``token_dropout`` on), see :mod:`dplm2.lm.official`.
+TOKEN_DROPOUT_PASSES = "dplm2_token_dropout_passes"
+
+
+def official_token_dropout(emb: torch.Tensor, input_ids: torch.Tensor) -> torch.Tensor:
+    """ESM's inference-time token-dropout rescaling, as the released DPLM-2 weights expect it.
+
+    ``<mask>`` (amino-acid mask, id 32) rows are zeroed, the rest scaled by
+    ``(1 - 0.15 * 0.8) / (1 - masked fraction)`` per sample (fraction over non-pad tokens),
+    and padding rows zeroed. (B, N, H) -> (B, N, H).
+    """
+    valid = input_ids != PAD  # (B, N)
+    masked = input_ids == MASK  # (B, N)
+    ratio = masked.sum(-1).float() / valid.sum(-1).clamp(min=1).float()  # (B,)
+    scale = (1 - 0.15 * 0.8) / (1 - ratio)  # (B,)
+    emb = emb.masked_fill(masked[..., None], 0.0) * scale[:, None, None].to(emb.dtype)
+    return emb * valid[..., None].to(emb.dtype)
+
+
 def mark_dplm2(cfg):
     """Put the DPLM-2 layout into an ``EsmConfig`` (so an exported config.json says what it is).
 
@@ -185,12 +207,30 @@ class DPLM2LM(nn.Module):
         self, input_ids: torch.Tensor, single_modality: torch.Tensor | None = None
     ) -> torch.Tensor:
         """Last hidden states (B, N, H) of a two-half input (B, N = 2W)."""
+        return self._encode(input_ids, single_modality, all_layers=False)[-1]
+
+    def layer_states(
+        self, input_ids: torch.Tensor, single_modality: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, ...]:
+        """Hidden states of every layer: ``num_layers + 1`` tensors (B, N, H).
+
+        Entry 0 is the embedding output, entry k the residual stream after block k; the last
+        entry is after ESM's final LayerNorm (what the LM head reads), equal to
+        :meth:`hidden_states`.
+        """
+        return self._encode(input_ids, single_modality, all_layers=True)
+
+    def _encode(
+        self, input_ids: torch.Tensor, single_modality: torch.Tensor | None, all_layers: bool
+    ) -> tuple[torch.Tensor, ...]:
         batch, n = input_ids.shape
         if n % 2:
             raise ValueError(f"input has {n} columns; two equal halves need an even number")
         esm = self.net.esm
         pos = position_ids(batch, n // 2, input_ids.device)  # (B, N)
         emb = esm.embeddings.word_embeddings(input_ids)  # (B, N, H)
+        for _ in range(int(getattr(self.config, TOKEN_DROPOUT_PASSES, 0) or 0)):
+            emb = official_token_dropout(emb, input_ids)  # official checkpoints only
         # The embeddings module adds absolute positions / layer norm for ESM-1-style configs;
         # with inputs_embeds it skips ESM's token-dropout rescaling (see module docstring).
         emb = esm.embeddings(inputs_embeds=emb, position_ids=pos)
@@ -198,8 +238,11 @@ class DPLM2LM(nn.Module):
             emb.device.type
         ) else emb.dtype
         bias = attention_bias(attention_allowed(input_ids, single_modality), dtype)
-        out = esm(inputs_embeds=emb, attention_mask=bias, position_ids=pos)
-        return out.last_hidden_state  # (B, N, H)
+        out = esm(inputs_embeds=emb, attention_mask=bias, position_ids=pos,
+                  output_hidden_states=all_layers)
+        if all_layers:
+            return tuple(out.hidden_states)
+        return (out.last_hidden_state,)  # (B, N, H)
 
     def _project(self, hidden: torch.Tensor, part: slice) -> torch.Tensor:
         """LM head restricted to vocabulary rows ``part``: (..., H) -> (..., len(part))."""

@@ -232,11 +232,18 @@ class DPLM2Vocab:
         return vocab
 
 
+#: Names the released DPLM-2 vocabulary uses for ESM's amino-acid specials.
+OFFICIAL_ALIASES = {"<cls_aa>": "<cls>", "<eos_aa>": "<eos>", "<unk_aa>": "<unk>",
+                    "<mask_aa>": "<mask>"}
+
+
 def official_id_map(vocab_file: str | os.PathLike) -> np.ndarray:
     """Map the ids of a foreign DPLM-2 vocabulary file (one token per line) to ours.
 
     Returns ``m`` with ``m[foreign_id] = our_id``. Structure codes may be spelled ``<s123>``,
-    ``123`` or ``<struct_123>``; specials by their names. Use it to permute embedding rows of
+    ``123`` or ``<struct_123>``; specials by their names (the official files' ``<cls_aa>``,
+    ``<eos_aa>``, ``<unk_aa>``, ``<mask_aa>`` are ESM's ``<cls>``, ``<eos>``, ``<unk>``,
+    ``<mask>``). Use it to permute embedding rows of
     an official checkpoint or to translate its token files. Raises ``ValueError`` naming the
     file when a token is unknown or the file does not cover the vocabulary.
     """
@@ -245,6 +252,7 @@ def official_id_map(vocab_file: str | os.PathLike) -> np.ndarray:
     ours = {n: i for i, n in enumerate(all_token_names())}
     out = np.full(len(names), -1, dtype=np.int64)
     for fid, name in enumerate(names):
+        name = OFFICIAL_ALIASES.get(name, name)
         if name in ours:
             out[fid] = ours[name]
             continue
