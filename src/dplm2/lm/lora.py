@@ -37,11 +37,12 @@ class LoraConfig(StageConfig):
             raise ConfigError(f"lora.rank must be >= 1, got {self.rank}")
 
 
-def apply_lora(model, cfg: LoraConfig):
+def apply_lora(model, cfg: LoraConfig, seed: int = 0):
     """Inject LoRA into ``model.net`` in place (or unfreeze all); returns ``model``.
 
     The peft wrapper is kept as a plain attribute (``model._peft``, not a submodule, so the
-    parameters are not registered twice) for :func:`merged_copy`. The unused ESM contact head
+    parameters are not registered twice) for :func:`merged_copy`. LoRA matrices are drawn
+    from ``seed``. The unused ESM contact head
     is frozen either way (DDP requires every trainable parameter to receive a gradient).
     """
     net = model.net
@@ -62,7 +63,12 @@ def apply_lora(model, cfg: LoraConfig):
         modules_to_save=list(cfg.modules_to_save),
         bias="none",
     )
-    peft_model = get_peft_model(net, peft_cfg)  # modifies ``net`` in place
+    import torch
+
+    # peft draws lora_A from the global RNG: seed it so a run is reproducible from its config.
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        peft_model = get_peft_model(net, peft_cfg)  # modifies ``net`` in place
     object.__setattr__(model, "_peft", peft_model)
     log.info(
         "LoRA r=%d alpha=%s: %d trainable of %d parameters",

@@ -118,25 +118,24 @@ def export_model(model: DPLM2LM, folder: str | os.PathLike) -> Path:
     return folder
 
 
-def train_lm(
+def build_trainer(
     cfg: LMConfig,
     init_dir: str | os.PathLike,
     shards: Sequence[str | os.PathLike],
     out_dir: str | os.PathLike,
     model_dir: str | os.PathLike | None = None,
-) -> dict:
-    """Train from ``init_dir`` on the token ``shards``; writes ``out_dir/{state/,metrics.parquet}``
-    and the exported model in ``model_dir`` (default ``out_dir/model``). Resumes when
-    ``out_dir/state`` holds a checkpoint. Returns the last metrics row."""
+) -> Trainer:
+    """The configured :class:`~dplm2.train.Trainer` (model from ``init_dir``, LoRA applied,
+    batches from the token ``shards``); see :func:`train_lm`."""
     env = dist_env()
     model = DPLM2LM.from_pretrained(init_dir, attn_implementation=cfg.init.model.attn_implementation)
-    apply_lora(model, cfg.lora)
+    apply_lora(model, cfg.lora, seed=cfg.train.seed)
     train_set = load_proteins(shards, cfg.data.train_split)
     valid_set = load_proteins(shards, cfg.data.valid_split) or train_set[: cfg.data.val_max_samples]
     log.info("training on %d proteins, validating on %d", len(train_set), len(valid_set))
     batches = BatchSource(train_set, cfg.data, cfg.diffusion, cfg.train.seed)
     model_dir = Path(model_dir) if model_dir is not None else Path(out_dir) / "model"
-    trainer = Trainer(
+    return Trainer(
         model,
         diffusion_loss,
         batches,
@@ -147,4 +146,16 @@ def train_lm(
         env=env,
         desc="lm",
     )
-    return trainer.fit()
+
+
+def train_lm(
+    cfg: LMConfig,
+    init_dir: str | os.PathLike,
+    shards: Sequence[str | os.PathLike],
+    out_dir: str | os.PathLike,
+    model_dir: str | os.PathLike | None = None,
+) -> dict:
+    """Train from ``init_dir`` on the token ``shards``; writes ``out_dir/{state/,metrics.parquet}``
+    and the exported model in ``model_dir`` (default ``out_dir/model``). Resumes when
+    ``out_dir/state`` holds a checkpoint. Returns the last metrics row."""
+    return build_trainer(cfg, init_dir, shards, out_dir, model_dir).fit()

@@ -1,0 +1,309 @@
+"""Released DPLM-2 checkpoints (``airkingbd/dplm2_*``) into this project's :class:`DPLM2LM`.
+
+The released language models are Hugging Face folders written by the reference's
+``EsmForDPLM2`` (an ``EsmForMaskedLM`` subclass):
+
+* ``config.json`` -- an ESM config (``architectures: [EsmForDPLM2]``, ``dplm_type``,
+  ``vocab_size`` 8229, ``token_dropout`` true, ``tie_word_embeddings`` true although the
+  weights are untied: the reference forces ``tie_word_embeddings=False`` when it builds the
+  network, so the file's value is ignored here too);
+* ``vocab.txt`` -- one token per line, line number = id: ESM's 33 amino-acid tokens with the
+  specials spelled ``<cls_aa> <pad> <eos_aa> <unk_aa> ... <mask_aa>``, then ``<cls_struct>``,
+  ``<eos_struct>``, ``<unk_struct>``, the 8192 codes, and ``<mask_struct>`` last (spec §3);
+* ``model.safetensors`` or ``pytorch_model.bin`` -- weights named like ``esm.encoder.layer.N.``
+  ``attention.self.query.weight`` and ``lm_head.decoder.weight`` (a ``net.`` / ``model.net.``
+  prefix, as in the reference's training checkpoints, is accepted and stripped).
+
+What is mapped, and how (assumptions are stated where the reference is the only source):
+
+* ids: :func:`dplm2.lm.vocab.official_id_map` reads ``vocab.txt``; embedding rows, LM-head rows
+  and LM-head bias entries are permuted into our ids, so a file with another order (or the
+  irregular ``<mask_struct>`` placement) still lands on the right rows;
+* input scaling: the reference's wrapper embeds the ids (``net.esm.embeddings(input_ids)``) and
+  its network embeds them *again* from ``inputs_embeds`` with ``input_ids`` also given, so ESM's
+  token-dropout rescaling (``<mask_aa>`` rows zeroed, the rest scaled by
+  ``0.88 / (1 - masked fraction)``) is applied twice when ``token_dropout`` is on. The loaded
+  model records that as ``dplm2_token_dropout_passes = 2`` in its config
+  (:func:`dplm2.lm.model.official_token_dropout`); override with ``token_dropout_passes``;
+* positions: the reference's rotary embedding restarts at 0 in each half when both
+  modalities are present -- the same as :func:`dplm2.lm.vocab.position_ids`.
+
+Files are fetched one by one with ``hf_hub_download`` (config, vocabulary, one weights file);
+nothing else in the repository is downloaded. ``pytorch_model.bin`` is read with
+``torch.load(weights_only=True)`` (tensors only, no code execution).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from dplm2.io import atomic_path, atomic_write_text
+from dplm2.lm.model import TOKEN_DROPOUT_PASSES, DPLM2LM, mark_dplm2
+from dplm2.lm.vocab import AA_TOKENS, LAYOUT_FILE, OFFICIAL_ALIASES, VOCAB_FILE, VOCAB_SIZE, all_token_names, official_id_map
+
+log = logging.getLogger(__name__)
+
+CONFIG_NAME = "config.json"
+WEIGHT_NAMES = ("model.safetensors", "pytorch_model.bin")
+#: Weight-name prefixes of the reference's wrappers, stripped on load.
+PREFIXES = ("model.net.", "net.")
+#: Tensors of the released files that our network does not use.
+IGNORED_SUFFIXES = ("rotary_embeddings.inv_freq", "embeddings.position_ids")
+IGNORED_PREFIXES = ("esm.contact_head.",)
+#: Tensors whose first axis is the vocabulary (permuted into our ids).
+VOCAB_ROWS = ("esm.embeddings.word_embeddings.weight", "lm_head.decoder.weight", "lm_head.bias")
+
+
+@dataclasses.dataclass(frozen=True)
+class OfficialFiles:
+    """Local paths of one released checkpoint's three files."""
+
+    config: Path
+    vocab: Path
+    weights: Path
+
+
+def is_official_folder(folder: str | os.PathLike) -> bool:
+    """True for a folder in the released layout (``vocab.txt`` without our layout file)."""
+    folder = Path(folder)
+    return (folder / VOCAB_FILE).is_file() and not (folder / LAYOUT_FILE).is_file()
+
+
+def resolve_official(
+    name_or_path: str | os.PathLike, cache_dir: str | None = None
+) -> OfficialFiles:
+    """Local paths of ``config.json``, ``vocab.txt`` and the weights (folder or hub id).
+
+    A hub id (``owner/name``, optional ``@revision``) downloads exactly these three files;
+    ``model.safetensors`` is preferred, ``pytorch_model.bin`` is fetched only when the former
+    does not exist. Raises ``FileNotFoundError`` naming what is missing.
+    """
+    path = Path(name_or_path)
+    if path.is_dir():
+        weights = [path / w for w in WEIGHT_NAMES if (path / w).is_file()]
+        for f in (path / CONFIG_NAME, path / VOCAB_FILE):
+            if not f.is_file():
+                raise FileNotFoundError(f"{f}: missing (a released DPLM-2 folder needs "
+                                        f"{CONFIG_NAME}, {VOCAB_FILE} and one of {WEIGHT_NAMES})")
+        if not weights:
+            raise FileNotFoundError(f"{path}: no weights file ({' or '.join(WEIGHT_NAMES)})")
+        return OfficialFiles(path / CONFIG_NAME, path / VOCAB_FILE, weights[0])
+    name = str(name_or_path)
+    if path.exists() or name.count("/") != 1 or name.startswith((".", "/")):
+        raise FileNotFoundError(f"{name}: neither a checkpoint folder nor a hub id 'owner/name'")
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import EntryNotFoundError
+
+    repo, _, revision = name.partition("@")
+    kw = dict(revision=revision or None, cache_dir=cache_dir)
+    cfg = Path(hf_hub_download(repo, CONFIG_NAME, **kw))
+    vocab = Path(hf_hub_download(repo, VOCAB_FILE, **kw))
+    for wname in WEIGHT_NAMES:
+        try:
+            weights = Path(hf_hub_download(repo, wname, **kw))
+        except EntryNotFoundError:
+            continue
+        log.info("fetched %s, %s and %s from %s", CONFIG_NAME, VOCAB_FILE, wname, repo)
+        return OfficialFiles(cfg, vocab, weights)
+    raise FileNotFoundError(f"{repo}: has neither of {WEIGHT_NAMES}")
+
+
+def read_weights(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """Tensors of a safetensors or (tensors-only) PyTorch weights file, on the CPU."""
+    path = Path(path)
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            state = load_file(str(path))
+        else:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except (OSError, RuntimeError, ValueError, EOFError) as exc:
+        raise ValueError(f"{path}: not a readable weights file ({exc})") from exc
+    if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
+        state = state["state_dict"]  # a training checkpoint
+    if not isinstance(state, dict) or not all(torch.is_tensor(v) for v in state.values()):
+        raise ValueError(f"{path}: expected a flat name -> tensor mapping")
+    return state
+
+
+def esm_config_from_official(path: str | os.PathLike):
+    """Our ``EsmConfig`` (DPLM-2 vocabulary, untied) from a released ``config.json``."""
+    from transformers import EsmConfig
+
+    path = Path(path)
+    try:
+        raw = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{path}: not a readable JSON config ({exc})") from exc
+    if raw.get("position_embedding_type", "rotary") != "rotary":
+        raise ValueError(f"{path}: position_embedding_type {raw['position_embedding_type']!r}; "
+                         "DPLM-2 checkpoints use rotary")
+    if "bit" in str(raw.get("dplm_type", "")):
+        raise ValueError(f"{path}: dplm_type {raw['dplm_type']!r} (DPLM-2 Bit) is not this model")
+    if raw.get("vocab_size") != VOCAB_SIZE:
+        raise ValueError(f"{path}: vocab_size {raw.get('vocab_size')}, DPLM-2 has {VOCAB_SIZE}")
+    keep = ("hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
+            "layer_norm_eps", "max_position_embeddings", "emb_layer_norm_before", "hidden_act",
+            "initializer_range")
+    missing = [k for k in keep[:4] if k not in raw]
+    if missing:
+        raise ValueError(f"{path}: missing {missing}")
+    cfg = EsmConfig(
+        **{k: raw[k] for k in keep if k in raw},
+        vocab_size=VOCAB_SIZE, position_embedding_type="rotary", pad_token_id=1,
+        mask_token_id=32, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0,
+    )
+    cfg.dplm2_official = {"source_config": str(path.name), "dplm_type": raw.get("dplm_type"),
+                          "token_dropout": bool(raw.get("token_dropout", False))}
+    return mark_dplm2(cfg)
+
+
+def strip_prefix(name: str) -> str:
+    """``net.esm.x`` / ``model.net.esm.x`` -> ``esm.x``."""
+    for p in PREFIXES:
+        if name.startswith(p):
+            return name[len(p):]
+    return name
+
+
+def to_our_ids(state: dict[str, torch.Tensor], id_map: np.ndarray, where: str) -> dict[str, torch.Tensor]:
+    """Rename official tensors and permute their vocabulary rows into our ids.
+
+    ``id_map[official_id] = our_id``; ``where`` names the weights file in errors.
+    """
+    out: dict[str, torch.Tensor] = {}
+    for name, value in state.items():
+        key = strip_prefix(name)
+        if "lora_" in key or ".base_layer." in key:
+            raise ValueError(f"{where}: {name} is a LoRA tensor; merge the adapter first")
+        if key.endswith(IGNORED_SUFFIXES) or key.startswith(IGNORED_PREFIXES):
+            continue
+        if key in out:
+            raise ValueError(f"{where}: two tensors map to {key}")
+        out[key] = value
+    if "lm_head.decoder.weight" not in out and "esm.embeddings.word_embeddings.weight" in out:
+        log.warning("%s: no lm_head.decoder.weight: tying it to the embeddings", where)
+        out["lm_head.decoder.weight"] = out["esm.embeddings.word_embeddings.weight"]
+    perm = torch.as_tensor(id_map, dtype=torch.long)
+    for key in VOCAB_ROWS:
+        if key not in out:
+            raise ValueError(f"{where}: missing tensor {key}")
+        rows = out[key]
+        if rows.shape[0] != len(perm):
+            raise ValueError(f"{where}: {key} has {rows.shape[0]} rows, the vocabulary file "
+                             f"{len(perm)} tokens")
+        ours = torch.empty_like(rows)
+        ours[perm] = rows  # our_id <- official_id
+        out[key] = ours
+    return out
+
+
+def load_official(
+    name_or_path: str | os.PathLike,
+    *,
+    device: str | torch.device = "cpu",
+    cache_dir: str | None = None,
+    token_dropout_passes: int | None = None,
+    attn_implementation: str = "sdpa",
+) -> DPLM2LM:
+    """A released DPLM-2 LM (hub id or folder) as a :class:`DPLM2LM`, in eval mode.
+
+    Parameters
+    ----------
+    name_or_path : str or path
+        ``airkingbd/dplm2_150m`` (optionally ``@revision``) or a folder in that layout.
+    token_dropout_passes : int, optional
+        Override of the input rescaling (module docstring); default 2 when the config has
+        ``token_dropout`` on, else 0.
+    """
+    from transformers import EsmForMaskedLM
+
+    files = resolve_official(name_or_path, cache_dir)
+    cfg = esm_config_from_official(files.config)
+    passes = token_dropout_passes
+    if passes is None:
+        passes = 2 if cfg.dplm2_official["token_dropout"] else 0
+    setattr(cfg, TOKEN_DROPOUT_PASSES, int(passes))
+    id_map = official_id_map(files.vocab)
+    state = to_our_ids(read_weights(files.weights), id_map, str(files.weights))
+    net = EsmForMaskedLM(cfg)
+    missing, unexpected = net.load_state_dict(state, strict=False)
+    missing = [k for k in missing if not k.startswith(IGNORED_PREFIXES)
+               and not k.endswith(IGNORED_SUFFIXES)]
+    if missing or unexpected:
+        raise ValueError(f"{files.weights}: weights do not fit {files.config} "
+                         f"(missing {missing[:5]}, unexpected {unexpected[:5]})")
+    net.set_attn_implementation(attn_implementation)
+    model = DPLM2LM(net).to(device).eval()
+    log.info("loaded released DPLM-2 %s: %d layers, hidden %d, token-dropout passes %d",
+             name_or_path, cfg.num_hidden_layers, cfg.hidden_size, passes)
+    return model
+
+
+def load_lm(name_or_path: str | os.PathLike, device: str | torch.device = "cpu", **kwargs) -> DPLM2LM:
+    """Any DPLM-2 LM: a folder of this project (``dplm2_vocab.json``) or a released one
+    (folder or hub id), in eval mode."""
+    path = Path(name_or_path)
+    if path.is_dir() and (path / LAYOUT_FILE).is_file():
+        return DPLM2LM.from_pretrained(path).to(device).eval()
+    return load_official(name_or_path, device=device, **kwargs)
+
+
+def import_official(name_or_path: str | os.PathLike, out_dir: str | os.PathLike, **kwargs) -> Path:
+    """Convert a released checkpoint into this project's model folder (atomic), so that
+    ``generate``, ``embed`` and ``evaluate`` use it like a model trained here."""
+    model = load_official(name_or_path, **kwargs)
+    files = resolve_official(name_or_path, kwargs.get("cache_dir"))
+    out = Path(out_dir)
+    with atomic_path(out, is_dir=True) as tmp:
+        model.save_pretrained(tmp)
+        record = {"source": str(name_or_path), "weights_file": files.weights.name,
+                  "token_dropout_passes": getattr(model.config, TOKEN_DROPOUT_PASSES),
+                  "parameters": model.num_parameters()}
+        atomic_write_text(Path(tmp) / "official.json", json.dumps(record, indent=2) + "\n")
+    log.info("imported %s -> %s", name_or_path, out)
+    return out
+
+
+def official_vocab_names() -> list[str]:
+    """Our 8229 tokens spelled as the released ``vocab.txt`` spells them (same ids)."""
+    back = {v: k for k, v in OFFICIAL_ALIASES.items()}
+    names = [back.get(t, t) for t in AA_TOKENS]
+    return names + all_token_names()[len(AA_TOKENS):]
+
+
+def export_official(model: DPLM2LM, folder: str | os.PathLike, prefix: str = "") -> Path:
+    """Write ``model`` in the released layout (config.json, vocab.txt, model.safetensors).
+
+    The inverse of :func:`load_official` (round trip exact): ``token_dropout`` in the written
+    config is on only when the model applies the official input rescaling.
+    """
+    from safetensors.torch import save_file
+
+    passes = int(getattr(model.config, TOKEN_DROPOUT_PASSES, 0) or 0)
+    if passes not in (0, 2):
+        raise ValueError(f"export_official: {passes} token-dropout passes has no released form")
+    cfg = model.config.to_dict()
+    keep = ("hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
+            "layer_norm_eps", "max_position_embeddings", "emb_layer_norm_before", "hidden_act")
+    raw = {k: cfg[k] for k in keep if k in cfg}
+    raw.update(architectures=["EsmForDPLM2"], model_type="esm", dplm_type="dplm2",
+               vocab_size=VOCAB_SIZE, position_embedding_type="rotary", pad_token_id=1,
+               mask_token_id=32, token_dropout=passes == 2, tie_word_embeddings=True)
+    state = {prefix + k: v.detach().contiguous().cpu() for k, v in model.net.state_dict().items()
+             if not k.startswith(IGNORED_PREFIXES) and not k.endswith(IGNORED_SUFFIXES)}
+    folder = Path(folder)
+    with atomic_path(folder, is_dir=True) as tmp:
+        tmp = Path(tmp)
+        atomic_write_text(tmp / CONFIG_NAME, json.dumps(raw, indent=2) + "\n")
+        atomic_write_text(tmp / VOCAB_FILE, "\n".join(official_vocab_names()) + "\n")
+        save_file(state, str(tmp / WEIGHT_NAMES[0]), metadata={"format": "pt"})
+    return folder

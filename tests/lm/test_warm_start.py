@@ -1,0 +1,82 @@
+"""Warm start: the extended model keeps the source's amino-acid logits exactly."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from transformers import EsmConfig, EsmForMaskedLM
+
+from dplm2.lm.model import DPLM2LM
+from dplm2.lm.vocab import N_AA, VOCAB_SIZE, DPLM2Vocab
+from dplm2.lm.warm_start import InitConfig, warm_start
+
+
+def _source(tmp_path, tied: bool = True):
+    torch.manual_seed(1)
+    cfg = EsmConfig(
+        vocab_size=33, hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
+        intermediate_size=128, position_embedding_type="rotary", pad_token_id=1,
+        mask_token_id=32, token_dropout=False, hidden_dropout_prob=0.0,
+        attention_probs_dropout_prob=0.0, tie_word_embeddings=tied,
+        max_position_embeddings=1026, emb_layer_norm_before=False,
+    )
+    net = EsmForMaskedLM(cfg).eval()
+    with torch.no_grad():  # a nonzero head bias makes the check stricter
+        net.lm_head.bias.normal_()
+    net.save_pretrained(tmp_path / "src")
+    return net
+
+
+@pytest.mark.parametrize("tied", [True, False])
+def test_amino_acid_logits_equal_source(tmp_path, tied):
+    src = _source(tmp_path, tied)
+    out = warm_start(InitConfig(source=str(tmp_path / "src"), seed=3), tmp_path / "init")
+    model = DPLM2LM.from_pretrained(out).eval()
+    assert model.config.vocab_size == VOCAB_SIZE and not model.config.token_dropout
+    v = DPLM2Vocab()
+    seqs = ["MKTAYIAKQRQISFVKSHFSRQ", "GSHMLEDPVAG"]
+    ref_ids = torch.full((2, 24), 1)
+    for i, s in enumerate(seqs):
+        ref_ids[i, : len(s) + 2] = v.encode_aa(s)
+    with torch.no_grad():
+        ref = src(input_ids=ref_ids, attention_mask=(ref_ids != 1).long()).logits  # (2, 24, 33)
+        # Amino-acid-only input: structure half all masks, halves blind to each other.
+        ids, width = v.collate([v.encode(s, None) for s in seqs])
+        got = model(ids, single_modality=torch.tensor([True, True]))  # (2, 2W, V)
+    for i, s in enumerate(seqs):
+        n = len(s) + 2
+        torch.testing.assert_close(got[i, width : width + n, :N_AA], ref[i, :n], atol=1e-5, rtol=1e-5)
+        assert torch.isinf(got[i, width : width + n, N_AA:]).all() or (
+            got[i, width : width + n, N_AA:] <= torch.finfo(got.dtype).min
+        ).all()
+    # New rows: LM-head bias 0; embedding rows drawn around the old rows' statistics.
+    emb = model.net.esm.embeddings.word_embeddings.weight
+    assert torch.equal(model.net.lm_head.bias[N_AA:], torch.zeros(VOCAB_SIZE - N_AA))
+    old = src.esm.embeddings.word_embeddings.weight
+    assert torch.allclose(emb[N_AA:].mean(0), old.mean(0), atol=0.5 * float(old.std().detach()))
+    assert torch.equal(emb[:N_AA], old)
+    assert json.loads((out / "init.json").read_text())["from_scratch"] is False
+
+
+def test_dplm2_source_loads_as_is_and_bad_vocab_fails(tmp_path):
+    from dplm2.lm.warm_start import build_network
+
+    first = warm_start(InitConfig(seed=0), tmp_path / "a")  # from scratch, logged
+    net = build_network(InitConfig(source=str(first)))
+    ref = DPLM2LM.from_pretrained(first).net
+    assert torch.equal(net.lm_head.decoder.weight, ref.lm_head.decoder.weight)
+    bad = EsmForMaskedLM(EsmConfig(vocab_size=40, hidden_size=16, num_hidden_layers=1,
+                                   num_attention_heads=2, intermediate_size=32))
+    bad.save_pretrained(tmp_path / "bad")
+    with pytest.raises(ValueError, match="vocab_size 40"):
+        build_network(InitConfig(source=str(tmp_path / "bad")))
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        build_network(InitConfig(source=str(tmp_path / "missing")))
+
+
+def test_from_scratch_is_logged(tmp_path, caplog):
+    with caplog.at_level("WARNING"):
+        warm_start(InitConfig(), tmp_path / "init")
+    assert "FROM SCRATCH" in caplog.text
