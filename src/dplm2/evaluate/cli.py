@@ -179,7 +179,7 @@ def _diversity(args) -> int:
     rule = {"sctm": pl.col("designable_sctm"), "scrmsd": pl.col("designable_scrmsd"),
             "both": pl.col("designable_sctm") & pl.col("designable_scrmsd"),
             "all": pl.lit(True)}[cfg.designable_by]
-    designable = joined.select(rule.alias("d"))["d"].to_list()
+    designable = joined.with_columns(rule.alias("d"))["d"].to_list()
     rows = list(samples.iter_rows(named=True))
     structures = [sample_structure(r) for r in rows]
     paths = [str(resolve(r["pdb_path"], r["_base"])) for r in rows]

@@ -1,0 +1,62 @@
+# Helpers of the evaluate and report rule files (kept apart from the rules, as Snakemake's
+# linter asks); included by evaluate.smk.
+
+EVAL = config["evaluate"]
+
+# Which metric tables each generation task gets (spec §6); mirrors dplm2.evaluate.config.TASK_METRICS.
+EVAL_TASK_METRICS = {
+    "cogen": ["self_consistency", "diversity", "novelty"],
+    "folding": ["fold_accuracy"],
+    "inverse_folding": ["recovery", "self_consistency"],
+    "scaffold": ["self_consistency", "motif"],
+}
+
+
+def _produced_by_a_rule(path):
+    """True when some rule included so far writes exactly `path` (stages not built yet are
+    skipped instead of breaking the DAG)."""
+    return any(str(o) == path for r in workflow.rules for o in r.output)
+
+
+def eval_samples(task):
+    return res("generate", task, "samples.parquet")
+
+
+# Tasks evaluated: those configured whose samples table some generate rule produces.
+EVAL_TASKS = [t for t in EVAL.get("tasks", []) if _produced_by_a_rule(eval_samples(t))]
+
+
+def eval_chain_shards():
+    """Training structures for novelty: the process stage's chain shards (same naming and
+    count as the tokenizer stage uses: config process.n_shards, default 2)."""
+    n = int(config.get("process", {}).get("n_shards", 2))
+    return [res("chains", f"chains-{i:05d}-of-{n:05d}.parquet") for i in range(n)]
+
+
+def eval_refold_models(wildcards):
+    """The DPLM-2 folding backend reads the trained LM and tokenizer; ESMFold reads neither."""
+    if EVAL["folding"]["backend"] != "dplm2":
+        return {}
+    return {
+        "lm": res("lm", "model.safetensors"),
+        "tokenizer": res("tokenizer", "model.safetensors"),
+    }
+
+
+def eval_refold_args(wildcards, input):
+    if EVAL["folding"]["backend"] != "dplm2":
+        return ""
+    return f"--lm {Path(input.lm).parent} --tokenizer {Path(input.tokenizer).parent}"
+
+
+def eval_metric_tables(task):
+    return [res("evaluate", task, f"{m}.parquet") for m in EVAL_TASK_METRICS[task]]
+
+
+def report_loss_inputs():
+    """Training metrics tables that some rule writes (a stage not built yet is left out)."""
+    wanted = {
+        "tokenizer": res("tokenizer", "metrics.parquet"),
+        "lm": res("lm", "metrics.parquet"),
+    }
+    return {k: p for k, p in wanted.items() if _produced_by_a_rule(p)}
