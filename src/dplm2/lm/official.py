@@ -46,7 +46,15 @@ import torch
 
 from dplm2.io import atomic_path, atomic_write_text
 from dplm2.lm.model import TOKEN_DROPOUT_PASSES, DPLM2LM, mark_dplm2
-from dplm2.lm.vocab import AA_TOKENS, LAYOUT_FILE, OFFICIAL_ALIASES, VOCAB_FILE, VOCAB_SIZE, all_token_names, official_id_map
+from dplm2.lm.vocab import (
+    AA_TOKENS,
+    LAYOUT_FILE,
+    OFFICIAL_ALIASES,
+    VOCAB_FILE,
+    VOCAB_SIZE,
+    all_token_names,
+    official_id_map,
+)
 
 log = logging.getLogger(__name__)
 
@@ -174,7 +182,9 @@ def strip_prefix(name: str) -> str:
     return name
 
 
-def to_our_ids(state: dict[str, torch.Tensor], id_map: np.ndarray, where: str) -> dict[str, torch.Tensor]:
+def to_our_ids(
+    state: dict[str, torch.Tensor], id_map: np.ndarray, where: str
+) -> dict[str, torch.Tensor]:
     """Rename official tensors and permute their vocabulary rows into our ids.
 
     ``id_map[official_id] = our_id``; ``where`` names the weights file in errors.
@@ -248,7 +258,9 @@ def load_official(
     return model
 
 
-def load_lm(name_or_path: str | os.PathLike, device: str | torch.device = "cpu", **kwargs) -> DPLM2LM:
+def load_lm(
+    name_or_path: str | os.PathLike, device: str | torch.device = "cpu", **kwargs
+) -> DPLM2LM:
     """Any DPLM-2 LM: a folder of this project (``dplm2_vocab.json``) or a released one
     (folder or hub id), in eval mode."""
     path = Path(name_or_path)
@@ -257,7 +269,9 @@ def load_lm(name_or_path: str | os.PathLike, device: str | torch.device = "cpu",
     return load_official(name_or_path, device=device, **kwargs)
 
 
-def import_official(name_or_path: str | os.PathLike, out_dir: str | os.PathLike, **kwargs) -> Path:
+def import_official(
+    name_or_path: str | os.PathLike, out_dir: str | os.PathLike, **kwargs
+) -> Path:
     """Convert a released checkpoint into this project's model folder (atomic), so that
     ``generate``, ``embed`` and ``evaluate`` use it like a model trained here."""
     model = load_official(name_or_path, **kwargs)

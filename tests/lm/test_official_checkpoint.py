@@ -1,0 +1,258 @@
+"""Released DPLM-2 layout (airkingbd/dplm2_*): ids and logits map exactly onto DPLM2LM.
+
+The tests write tiny checkpoints in the released layout themselves (vocab.txt with the
+``<cls_aa>``-style names and ``<mask_struct>`` last, an ESM config with ``token_dropout`` and
+the misleading ``tie_word_embeddings: true``, weights named ``net.esm.encoder.layer.N...`` /
+``esm...``), then compare our loaded model against an independent re-statement of the
+reference's forward pass (``EsmForDPLM2`` behind its DPLM-2 wrapper), computed here in plain
+torch from the raw official tensors and official ids.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from dplm2.lm import official
+from dplm2.lm.vocab import N_AA, VOCAB_SIZE, DPLM2Vocab, official_id_map
+
+HIDDEN, LAYERS, HEADS = 32, 2, 4
+
+
+def official_names(permute_struct: bool, seed: int = 0) -> list[str]:
+    """Released vocab.txt lines; ``permute_struct`` shuffles the structure part (ids >= 33)."""
+    names = official.official_vocab_names()
+    if permute_struct:
+        tail = names[N_AA:]
+        order = np.random.default_rng(seed).permutation(len(tail))
+        names = names[:N_AA] + [tail[i] for i in order]
+    return names
+
+
+def write_official(folder: Path, names: list[str], *, prefix: str = "net.", token_dropout=True,
+                   fmt: str = "safetensors", seed: int = 0) -> dict[str, torch.Tensor]:
+    """A tiny random checkpoint in the released layout; returns its raw tensors."""
+    g = torch.Generator().manual_seed(seed)
+    V, H, I = len(names), HIDDEN, 2 * HIDDEN
+
+    def r(*shape, s=0.2):
+        return torch.randn(*shape, generator=g) * s
+
+    state = {"esm.embeddings.word_embeddings.weight": r(V, H, s=1.0)}
+    for i in range(LAYERS):
+        p = f"esm.encoder.layer.{i}."
+        for n in ("query", "key", "value"):
+            state[p + f"attention.self.{n}.weight"] = r(H, H)
+            state[p + f"attention.self.{n}.bias"] = r(H)
+        state[p + "attention.output.dense.weight"] = r(H, H)
+        state[p + "attention.output.dense.bias"] = r(H)
+        state[p + "intermediate.dense.weight"] = r(I, H)
+        state[p + "intermediate.dense.bias"] = r(I)
+        state[p + "output.dense.weight"] = r(H, I)
+        state[p + "output.dense.bias"] = r(H)
+        for ln in ("attention.LayerNorm", "LayerNorm"):
+            state[p + ln + ".weight"] = 1 + r(H, s=0.1)
+            state[p + ln + ".bias"] = r(H, s=0.1)
+        state[p + "attention.self.rotary_embeddings.inv_freq"] = torch.ones(H // HEADS // 2)
+    state["esm.encoder.emb_layer_norm_after.weight"] = 1 + r(H, s=0.1)
+    state["esm.encoder.emb_layer_norm_after.bias"] = r(H, s=0.1)
+    state["esm.contact_head.regression.weight"] = r(1, LAYERS * HEADS)
+    state["esm.contact_head.regression.bias"] = r(1)
+    state["lm_head.dense.weight"] = r(H, H)
+    state["lm_head.dense.bias"] = r(H)
+    state["lm_head.layer_norm.weight"] = 1 + r(H, s=0.1)
+    state["lm_head.layer_norm.bias"] = r(H, s=0.1)
+    state["lm_head.decoder.weight"] = r(V, H)
+    state["lm_head.bias"] = r(V)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "vocab.txt").write_text("\n".join(names) + "\n")
+    cfg = {"architectures": ["EsmForDPLM2"], "model_type": "esm", "dplm_type": "dplm2",
+           "vocab_size": V, "hidden_size": H, "num_hidden_layers": LAYERS,
+           "num_attention_heads": HEADS, "intermediate_size": I, "hidden_act": "gelu",
+           "layer_norm_eps": 1e-5, "max_position_embeddings": 1026,
+           "position_embedding_type": "rotary", "token_dropout": token_dropout,
+           "emb_layer_norm_before": False, "pad_token_id": 1, "mask_token_id": 32,
+           "tie_word_embeddings": True}
+    (folder / "config.json").write_text(json.dumps(cfg))
+    named = {prefix + k: v for k, v in state.items()}
+    if fmt == "safetensors":
+        from safetensors.torch import save_file
+
+        save_file(named, str(folder / "model.safetensors"))
+    else:
+        torch.save(named, folder / "pytorch_model.bin")
+    return state
+
+
+def reference_logits(state, names: list[str], ids: torch.Tensor, token_dropout=True) -> torch.Tensor:
+    """The reference's forward on official ids (B, N=2W) -> (B, N, V_official)."""
+    tok = {n: i for i, n in enumerate(names)}
+    pad, mask_aa = tok["<pad>"], tok["<mask_aa>"]
+    valid = ids != pad
+    x = state["esm.embeddings.word_embeddings.weight"][ids]
+    for _ in range(2 if token_dropout else 0):  # wrapper embeds, then the network again
+        masked = ids == mask_aa
+        ratio = masked.sum(-1).float() / valid.sum(-1).float()
+        x = x.masked_fill(masked[..., None], 0.0) * (0.88 / (1 - ratio))[:, None, None]
+        x = x * valid[..., None]
+    B, N, H = x.shape
+    d = H // HEADS
+    bias = torch.zeros(B, 1, 1, N).masked_fill(~valid[:, None, None, :], -math.inf)
+    pos = torch.cat([torch.arange(N // 2), torch.arange(N // 2)]).float()  # restart per half
+    inv = 1.0 / (10000 ** (torch.arange(0, d, 2).float() / d))
+    ang = torch.outer(pos, inv)
+    cos, sin = torch.cat([ang, ang], -1).cos(), torch.cat([ang, ang], -1).sin()
+
+    def rot(t):
+        t1, t2 = t.chunk(2, dim=-1)
+        return t * cos + torch.cat([-t2, t1], -1) * sin
+
+    def lin(h, name):
+        return h @ state[name + ".weight"].T + state[name + ".bias"]
+
+    def ln(h, name):
+        return F.layer_norm(h, (H,), state[name + ".weight"], state[name + ".bias"], 1e-5)
+
+    for i in range(LAYERS):
+        p = f"esm.encoder.layer.{i}."
+        h = ln(x, p + "attention.LayerNorm")
+        q, k, v = (lin(h, p + f"attention.self.{n}").view(B, N, HEADS, d).transpose(1, 2)
+                   for n in ("query", "key", "value"))
+        q, k = rot(q * d**-0.5), rot(k)
+        att = (q @ k.transpose(-1, -2) + bias).softmax(-1)
+        ctx = (att @ v).transpose(1, 2).reshape(B, N, H)
+        x = x + lin(ctx, p + "attention.output.dense")
+        h = ln(x, p + "LayerNorm")
+        x = x + lin(F.gelu(lin(h, p + "intermediate.dense")), p + "output.dense")
+    x = ln(x, "esm.encoder.emb_layer_norm_after")
+    x = ln(F.gelu(lin(x, "lm_head.dense")), "lm_head.layer_norm")
+    return x @ state["lm_head.decoder.weight"].T + state["lm_head.bias"]
+
+
+def our_batch(seed: int = 0) -> torch.Tensor:
+    """Two proteins of different lengths (padding), with some masked positions."""
+    vocab = DPLM2Vocab()
+    rng = np.random.default_rng(seed)
+    a = vocab.encode("MKVLAAGIWQ", rng.integers(0, 8192, 10))
+    b = vocab.encode(None, rng.integers(0, 8192, 7))  # inverse-folding style: <mask> residues
+    b = (b[0].clone(), vocab.encode_aa("ACDEFGH"))
+    b[0][2:5] = 8228  # some <mask_struct>
+    a[1][3:6] = 32  # some <mask>
+    ids, _ = vocab.collate([a, b])
+    return ids
+
+
+@pytest.mark.parametrize("permute", [False, True])
+@pytest.mark.parametrize("prefix,fmt", [("net.", "safetensors"), ("", "bin")])
+def test_ids_and_logits_map_exactly(tmp_path, permute, prefix, fmt):
+    names = official_names(permute)
+    state = write_official(tmp_path / "ckpt", names, prefix=prefix, fmt=fmt)
+    m = official_id_map(tmp_path / "ckpt" / "vocab.txt")
+    # ids: every official token lands on our id of the same token
+    ours = DPLM2Vocab().names
+    aliases = {"<cls_aa>": "<cls>", "<eos_aa>": "<eos>", "<unk_aa>": "<unk>", "<mask_aa>": "<mask>"}
+    assert all(ours[m[i]] == aliases.get(n, n) for i, n in enumerate(names))
+    if not permute:
+        assert (m == np.arange(VOCAB_SIZE)).all() and names[-1] == "<mask_struct>"
+
+    model = official.load_official(tmp_path / "ckpt")
+    ids = our_batch()
+    inv = np.argsort(m)  # inv[our_id] = official_id
+    official_ids = torch.as_tensor(inv)[ids]
+    with torch.no_grad():
+        got = model(ids)  # (B, N, V) in our ids, -inf-like outside each half's modality
+        ref = reference_logits(state, names, official_ids)[..., inv]  # -> our id order
+    W = ids.shape[1] // 2
+    valid = ids != 1
+    st = got[:, :W, N_AA:][valid[:, :W]]
+    aa = got[:, W:, :N_AA][valid[:, W:]]
+    torch.testing.assert_close(st, ref[:, :W, N_AA:][valid[:, :W]], atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(aa, ref[:, W:, :N_AA][valid[:, W:]], atol=1e-4, rtol=1e-4)
+
+
+def test_token_dropout_matters_and_is_read_from_config(tmp_path):
+    names = official_names(False)
+    state = write_official(tmp_path / "on", names, token_dropout=True)
+    ids = our_batch()
+    model = official.load_official(tmp_path / "on")
+    plain = official.load_official(tmp_path / "on", token_dropout_passes=0)
+    with torch.no_grad():
+        ref = reference_logits(state, names, ids)[:, ids.shape[1] // 2 :, :N_AA]
+        got = model(ids)[:, ids.shape[1] // 2 :, :N_AA]
+        wrong = plain(ids)[:, ids.shape[1] // 2 :, :N_AA]
+    keep = ids[:, ids.shape[1] // 2 :] != 1
+    torch.testing.assert_close(got[keep], ref[keep], atol=1e-4, rtol=1e-4)
+    assert (wrong[keep] - ref[keep]).abs().max() > 1e-2  # the rescaling is not a no-op
+    # a config with token_dropout off loads with no rescaling
+    state = write_official(tmp_path / "off", names, token_dropout=False, seed=1)
+    off = official.load_official(tmp_path / "off")
+    with torch.no_grad():
+        ref = reference_logits(state, names, ids, token_dropout=False)[:, ids.shape[1] // 2 :, :N_AA]
+        got = off(ids)[:, ids.shape[1] // 2 :, :N_AA]
+    torch.testing.assert_close(got[keep], ref[keep], atol=1e-4, rtol=1e-4)
+
+
+def test_import_then_load_like_our_own_and_export_round_trip(tmp_path):
+    from dplm2.lm.model import DPLM2LM
+
+    write_official(tmp_path / "ckpt", official_names(False))
+    a = official.load_official(tmp_path / "ckpt")
+    official.import_official(tmp_path / "ckpt", tmp_path / "ours")
+    b = DPLM2LM.from_pretrained(tmp_path / "ours").eval()  # what generate/evaluate load
+    assert json.loads((tmp_path / "ours" / "official.json").read_text())["token_dropout_passes"] == 2
+    official.export_official(b, tmp_path / "back")
+    c = official.load_lm(tmp_path / "back")
+    ids = our_batch(1)
+    with torch.no_grad():
+        la, lb, lc = a(ids), b(ids), c(ids)
+    torch.testing.assert_close(la, lb)
+    torch.testing.assert_close(la, lc)
+    assert official.is_official_folder(tmp_path / "back")
+    assert not official.is_official_folder(tmp_path / "ours")
+
+
+def test_hub_id_fetches_only_the_named_files(tmp_path, monkeypatch):
+    import huggingface_hub
+    from huggingface_hub.errors import EntryNotFoundError
+
+    src = tmp_path / "hub"
+    write_official(src, official_names(False), fmt="bin")
+    asked = []
+
+    def fake_download(repo, filename, revision=None, cache_dir=None, **kw):
+        asked.append((repo, filename, revision))
+        if not (src / filename).is_file():
+            raise EntryNotFoundError(f"{filename} not in {repo}")
+        return str(src / filename)
+
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", fake_download)
+    model = official.load_lm("airkingbd/dplm2_tiny@abc123")
+    assert model.config.num_hidden_layers == LAYERS
+    assert [a[1] for a in asked] == ["config.json", "vocab.txt", "model.safetensors",
+                                     "pytorch_model.bin"]
+    assert {a[2] for a in asked} == {"abc123"}
+
+
+def test_clear_errors(tmp_path):
+    names = official_names(False)
+    write_official(tmp_path / "a", names)
+    (tmp_path / "a" / "vocab.txt").unlink()
+    with pytest.raises(FileNotFoundError, match="vocab.txt"):
+        official.load_official(tmp_path / "a")
+    write_official(tmp_path / "b", names[:-1] + ["<bogus>"])
+    with pytest.raises(ValueError, match="unknown token '<bogus>'"):
+        official.load_official(tmp_path / "b")
+    write_official(tmp_path / "c", names)
+    cfg = json.loads((tmp_path / "c" / "config.json").read_text())
+    cfg["num_hidden_layers"] = LAYERS + 1
+    (tmp_path / "c" / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(ValueError, match="do not fit"):
+        official.load_official(tmp_path / "c")
+    with pytest.raises(FileNotFoundError, match="neither"):
+        official.load_official(tmp_path / "nothing-here")
