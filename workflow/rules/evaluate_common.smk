@@ -38,7 +38,7 @@ def eval_refold_models(wildcards):
     if EVAL["folding"]["backend"] != "dplm2":
         return {}
     return {
-        "lm": res("lm", "model.safetensors"),
+        "lm": res("lm", "model", "model.safetensors"),
         "tokenizer": res("tokenizer", "model.safetensors"),
     }
 
