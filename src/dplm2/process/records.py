@@ -69,6 +69,9 @@ class ChainRecord:
         names = [v.name for v in self.verdicts]
         if len(names) != len(set(names)):
             raise ValueError(f"{where}: duplicate verdicts {names}")
+        # canonical order (pipeline order), so equal records compare equal
+        ordered = tuple(sorted(self.verdicts, key=lambda v: ALL_FILTERS.index(v.name)))
+        object.__setattr__(self, "verdicts", ordered)
         if self.split is not None and (self.split not in SPLITS or not self.kept):
             raise ValueError(f"{where}: split {self.split!r} needs a kept chain and one of {SPLITS}")
 
