@@ -57,6 +57,10 @@ class ModelConfig(StageConfig):
         Post-quantization MLP width and its transformer (spec: 128, 4 layers, 8 heads).
     trunk_blocks : int
         ESMFold triangular trunk blocks (spec: 4; 0 on CPU, each costs ~3 s/step there).
+    pair_from_sequence : bool
+        Initialise the pair state from the single state (ESMFold's ``SequenceToPair``) instead
+        of zeros (spec). Only useful without trunk blocks, where the pair state would otherwise
+        hold relative positions only and the distogram head could not see the tokens.
     pair_dim, seq_head_width, pair_head_width, position_bins : int
         Trunk pair state (spec 32), attention head widths, relative-position bins (spec 32).
     sm_blocks, ipa_dim, ipa_heads, qk_points, v_points : int
@@ -81,6 +85,7 @@ class ModelConfig(StageConfig):
     post_layers: int = 4
     post_heads: int = 8
     trunk_blocks: int = 4
+    pair_from_sequence: bool = False
     pair_dim: int = 32
     seq_head_width: int = 32
     pair_head_width: int = 32

@@ -18,6 +18,8 @@ transformers 5 applies the ESMFold initialisation (zero-initialised final layers
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
@@ -44,12 +46,22 @@ def init_esmfold_modules(module: nn.Module) -> None:
             mf.EsmFoldPreTrainedModel._init_weights(None, m)  # type: ignore[arg-type]
 
 
+def sinusoidal_positions(length: int, dim: int, device=None, dtype=torch.float32) -> torch.Tensor:
+    """Transformer sinusoidal position encodings ``[length, dim]`` (Vaswani et al. 2017)."""
+    pos = torch.arange(length, device=device, dtype=torch.float32)[:, None]
+    freq = torch.exp(-math.log(10000.0) * torch.arange(0, dim, 2, device=device).float() / dim)
+    enc = torch.zeros(length, dim, device=device)
+    enc[:, 0::2] = torch.sin(pos * freq)
+    enc[:, 1::2] = torch.cos(pos * freq[: dim // 2])
+    return enc.to(dtype)
+
+
 class PostQuantizer(nn.Module):
     """Bits ``[B, L, bits]`` -> decoder single features ``[B, L, post_dim]``."""
 
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
-        d = cfg.post_dim
+        d = self.dim = cfg.post_dim
         self.mlp = nn.Sequential(
             nn.LayerNorm(cfg.codebook_bits), nn.Linear(cfg.codebook_bits, d), nn.ReLU(),
             nn.Linear(d, d),
@@ -67,7 +79,10 @@ class PostQuantizer(nn.Module):
         self.norm = nn.LayerNorm(d)
 
     def forward(self, codes: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        h = self.mlp(codes) * mask[..., None]
+        # nn.TransformerEncoder has no positions of its own; add sinusoidal encodings of the
+        # residue index (the reference's ESM-style transformer uses rotary positions).
+        pos = sinusoidal_positions(codes.shape[1], self.dim, codes.device, codes.dtype)
+        h = (self.mlp(codes) + pos) * mask[..., None]  # [B, L, post_dim]
         if self.transformer is not None:
             pad = ~mask
             # keep one key open in an all-padding row (avoids NaN attention)
@@ -107,6 +122,15 @@ class StructureDecoder(nn.Module):
         self.cfg = cfg
         self.post = PostQuantizer(cfg)
         self.trunk = EsmFoldingTrunk(_trunk_config(cfg))
+        self.seq_to_pair = None
+        if cfg.pair_from_sequence:
+            from transformers.models.esm.modeling_esmfold import (  # noqa: PLC0415
+                EsmFoldSequenceToPair,
+            )
+
+            # Without triangular blocks the pair state would carry positions only; this
+            # ESMFold module gives it token information (the trunk blocks' own first step).
+            self.seq_to_pair = EsmFoldSequenceToPair(cfg.post_dim, cfg.pair_dim // 2, cfg.pair_dim)
         self.distogram_head = nn.Linear(cfg.pair_dim, cfg.distogram_bins)
         self.aa_head = nn.Sequential(nn.LayerNorm(cfg.post_dim), nn.Linear(cfg.post_dim, NUM_AA))
         self.plddt_head = nn.Sequential(
@@ -124,7 +148,10 @@ class StructureDecoder(nn.Module):
         """
         b, l = mask.shape
         s = self.post(codes, mask)  # [B, L, C_s]
-        z = s.new_zeros(b, l, l, self.cfg.pair_dim)  # pair state initialised to zeros
+        if self.seq_to_pair is None:
+            z = s.new_zeros(b, l, l, self.cfg.pair_dim)  # pair state initialised to zeros (spec)
+        else:
+            z = self.seq_to_pair(s)  # [B, L, L, pair_dim]
         residx = torch.arange(l, device=mask.device).expand(b, l)
         aatype = torch.zeros(b, l, dtype=torch.long, device=mask.device)
         n_rec = 0 if self.training else (self.cfg.recycles if recycles is None else recycles)

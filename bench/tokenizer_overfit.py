@@ -1,0 +1,126 @@
+"""Overfit benchmark: can the tokenizer reconstruct a handful of real chains from their tokens?
+
+Trains a demo-size tokenizer (no triangular trunk) on 4-6 real chains from the bundled mirror
+(``resources/mirror``) for a wall-clock budget, validating on the same chains, and reports
+per-chain CA-RMSD / TM-score from the true tokens and from the same tokens shuffled along
+the chain, plus codes in use. Target (issue 12): median CA-RMSD < 2 A with >= 32 codes.
+
+Usage::
+
+    python bench/tokenizer_overfit.py --minutes 22 --out results/bench/tokenizer_overfit
+
+Writes ``<out>/overfit.json`` (per-chain rows, summary, timing) and the trained tokenizer.
+Not part of the test suite (it takes ~20 minutes on 2 cores).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+PDB = REPO / "resources/mirror/pdb/pub/pdb/data/structures/divided/mmCIF"
+CHAINS = [  # (file, chain id): 6 monomeric-looking chains of 89-146 residues
+    (PDB / "ak/1aki.cif.gz", "1aki_A"),
+    (PDB / "d7/2d7t.cif.gz", "2d7t_H"),
+    (PDB / "d7/2d7t.cif.gz", "2d7t_L"),
+    (PDB / "gl/1gl4.cif.gz", "1gl4_B"),
+    (PDB / "hh/4hhb.cif.gz", "4hhb_A"),
+    (PDB / "hh/4hhb.cif.gz", "4hhb_B"),
+]
+
+MODEL = dict(
+    encoder_dim=64, encoder_neighbors=16, encoder_message_layers=2, encoder_layers=1,
+    encoder_heads=4, post_dim=64, post_layers=2, post_heads=4, trunk_blocks=0, pair_dim=16,
+    seq_head_width=16, pair_head_width=16, sm_blocks=4, ipa_heads=4, recycles=0,
+)
+
+
+def load_records():
+    from dplm2.structure import read_chains
+    from dplm2.tokenizer.data import ChainRecord
+
+    out = []
+    for path, cid in CHAINS:
+        chain = next(c for c in read_chains(path, source="pdb") if c.id == cid)
+        out.append(ChainRecord(chain, "pdb", "train"))
+    return out
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--minutes", type=float, default=22.0, help="training wall-clock budget")
+    ap.add_argument("--step-seconds", type=float, default=1.6,
+                    help="expected seconds per step, to turn the budget into max_steps")
+    ap.add_argument("--lr", type=float, default=2e-3)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--out", default=str(REPO / "results/bench/tokenizer_overfit"))
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    torch.set_num_threads(args.threads)
+
+    from dplm2.tokenizer.config import TokenizerConfig
+    from dplm2.tokenizer.train import build_model, tokenizer_loss
+    from dplm2.tokenizer.data import TrainBatches
+    from dplm2.tokenizer.validation import reconstruct, summarize
+    from dplm2.train import Trainer
+
+    records = load_records()
+    steps = max(10, int(args.minutes * 60 / args.step_seconds))
+    cfg = TokenizerConfig.from_dict({
+        "model": MODEL,
+        "loss": {"frac_per_sample_entropy": 0.25},
+        "data": {"crop_length": 160, "batch_size": 3},
+        "train": {"max_steps": steps, "lr": args.lr, "warmup_steps": 20, "end_lr": args.lr / 20,
+                  "val_every": 0, "ckpt_every": 100, "log_every": 25, "precision": "fp32"},
+    })
+    out = Path(args.out)
+    model = build_model(cfg)
+    deadline = time.time() + args.minutes * 60
+
+    # Stop at the wall-clock budget even if steps run slower than expected (shared CPUs).
+    class Budget(TrainBatches):
+        def __call__(self, step, rank=0, world_size=1):
+            if time.time() > deadline:
+                raise TimeoutError
+            return super().__call__(step, rank, world_size)
+
+    trainer = Trainer(model, tokenizer_loss, Budget(records, cfg.data, cfg.train.seed),
+                      cfg.train, out, desc="overfit")
+    t0 = time.time()
+    try:
+        trainer.fit()
+    except TimeoutError:
+        trainer.save_checkpoint()
+        print(f"stopped at the time budget after {trainer.step} of {steps} steps", file=sys.stderr)
+    wall = time.time() - t0
+    rows = reconstruct(model, records, max_length=512, shuffle_seed=0)
+    summary = summarize(rows, model.cfg.codebook_size)
+    per_chain = [{k: (round(v, 3) if isinstance(v, float) else v) for k, v in r.items()
+                  if k != "tokens"} for r in rows]
+    result = {
+        "steps": trainer.step,
+        "train_wall_s": round(wall, 1),
+        "s_per_step": round(wall / max(trainer.step, 1), 2),
+        "median_ca_rmsd": float(np.median([r["ca_rmsd"] for r in rows])),
+        "summary": summary,
+        "per_chain": per_chain,
+        "config": cfg.to_dict(),
+        "target_met": bool(np.median([r["ca_rmsd"] for r in rows]) < 2.0
+                           and summary["codes_used"] >= 32),
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "overfit.json").write_text(json.dumps(result, indent=2))
+    print(json.dumps({k: v for k, v in result.items() if k != "config"}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

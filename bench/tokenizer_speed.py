@@ -1,0 +1,100 @@
+"""Tokenizer speed: encode throughput (encoder + quantizer, residues/s) and training step time.
+
+Uses real chains from the bundled mirror and the demo model of ``config.yaml`` (or the paper
+model with ``--paper``). Timings are medians over repeats after a warm-up; the numbers depend
+on what else runs on the machine, so the load average is reported with them.
+
+Usage::
+
+    python bench/tokenizer_speed.py [--paper] [--threads 2] [--repeats 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "bench"))
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--paper", action="store_true", help="paper-size model (config/paper.yaml)")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    args = ap.parse_args(argv)
+    torch.set_num_threads(args.threads)
+
+    from tokenizer_overfit import load_records
+
+    from dplm2.tokenizer.config import TokenizerConfig
+    from dplm2.tokenizer.data import TrainBatches, collate
+    from dplm2.tokenizer.model import num_parameters
+    from dplm2.tokenizer.train import build_model, tokenizer_loss
+
+    cfg_file = REPO / ("config/paper.yaml" if args.paper else "config.yaml")
+    cfg = TokenizerConfig.from_dict(yaml.safe_load(cfg_file.read_text())["tokenizer"])
+    model = build_model(cfg).to(args.device)
+    records = load_records()
+
+    # Encode throughput: one chain per call, as the tokenize rule does.
+    model.eval()
+    batches = [{k: v.to(args.device) for k, v in collate([r]).items()} for r in records]
+    n_res = sum(int(b["mask"].sum()) for b in batches)
+    times = []
+    with torch.no_grad():
+        for rep in range(args.repeats + 1):
+            t0 = time.perf_counter()
+            for b in batches:
+                model.tokenize(b["coords"], b["atom_mask"], b["mask"])
+            if args.device.startswith("cuda"):
+                torch.cuda.synchronize()
+            if rep:  # first pass is warm-up
+                times.append(time.perf_counter() - t0)
+    enc = n_res / statistics.median(times)
+
+    # Training step time (forward + backward + AdamW) at the config's crop and batch size.
+    model.train()
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    batch_fn = TrainBatches(records, cfg.data, 0)
+    step_times = []
+    use_bf16 = args.device.startswith("cuda") and cfg.train.precision in ("auto", "bf16")
+    for step in range(args.repeats + 1):
+        batch = {k: v.to(args.device) for k, v in batch_fn(step).items()}
+        t0 = time.perf_counter()
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_bf16):
+            loss, _ = tokenizer_loss(model, batch)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        if args.device.startswith("cuda"):
+            torch.cuda.synchronize()
+        if step:
+            step_times.append(time.perf_counter() - t0)
+    result = {
+        "model": "paper" if args.paper else "demo",
+        "parameters": num_parameters(model),
+        "device": args.device,
+        "threads": args.threads,
+        "load_average": os.getloadavg()[0],
+        "encode_residues_per_s": round(enc, 1),
+        "train_step_s": round(statistics.median(step_times), 3),
+        "crop_length": cfg.data.crop_length,
+        "batch_size": cfg.data.batch_size,
+    }
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
