@@ -32,3 +32,7 @@ dryrun-paper: install
 
 clean:
 	rm -rf results .snakemake
+
+# Tokenizer overfit benchmark (not in CI; ~22 min on 2 cores): 6 real chains, median CA-RMSD target < 2 A.
+overfit: install
+	$(BIN)/python bench/tokenizer_overfit.py --minutes 22
