@@ -86,9 +86,15 @@ def test_diversity_table_clusters_only_designable():
     t = diversity_table(samples, structs, designable, threshold=0.5)
     assert t["cluster"].null_count() == 1
     assert t["cluster"].drop_nulls().n_unique() == 2
-    # the two TIMs share a length (247): inner-TM is their TM-score; unique lengths -> null/NaN
+    # the two TIMs share a length (247): inner-TM is their TM-score; unique lengths -> null
     tim = t.filter(pl.col("length") == 247)["inner_tm"].to_list()
     assert all(x > 0.9 for x in tim)
+    assert t.filter(pl.col("length") != 247)["inner_tm"].null_count() == 4
+    s = summarize("cogen", {"diversity": t})
+    get = {(r["metric"], r["group"]): r["value"] for r in s.iter_rows(named=True)}
+    assert get[("inner_tm", "all")] == pytest.approx(np.mean(tim))
+    assert get[("n_clusters", "all")] == 2 and get[("n_designable", "all")] == 5
+    assert "| all | 6 |" in to_markdown("cogen", s)
 
 
 def test_novelty_finds_the_family():
@@ -150,3 +156,10 @@ def test_motif_success_and_problems_solved():
     assert row["value"].item() == 1.0
     md = to_markdown("scaffold", s)
     assert "target=1YCR" in md and "esmfold:x" in md
+
+
+def test_foldseek_backend_missing_binary_is_a_clear_error(tmp_path):
+    from dplm2.evaluate.diversity import foldseek_clusters
+
+    with pytest.raises(FileNotFoundError, match="foldseek binary 'no-such-foldseek' not found"):
+        foldseek_clusters([tmp_path / "a.pdb"], 0.5, binary="no-such-foldseek")

@@ -215,7 +215,7 @@ def diversity_table(
     folding_backend: str = "none",
 ):
     """One row per sample: ``inner_tm`` (mean TM to the other samples of its length, normalised
-    by this sample), ``designable`` and ``cluster`` (label among the designable samples, null
+    by this sample; null when it is alone at its length), ``designable`` and ``cluster`` (label among the designable samples, null
     for the others), ``cluster_backend`` and ``folding_backend``.
 
     The per-length inner-TM of the paper is the mean of ``inner_tm`` over a length group; the
@@ -279,7 +279,8 @@ def diversity_table(
             "sample_id": samples["sample_id"].to_list(),
             "task": samples["task"].to_list(),
             "length": [int(x) for x in lengths],
-            "inner_tm": inner.tolist(),
+            # null (not NaN) when a sample is alone at its length: no pair, no inner-TM
+            "inner_tm": [None if np.isnan(v) else float(v) for v in inner],
             "designable": des.tolist(),
             "cluster": [int(c) if c >= 0 else None for c in labels],
             "cluster_backend": [cluster_backend] * n,

@@ -46,7 +46,7 @@ def plot_metric_distributions(task: str, tables: dict[str, pl.DataFrame], out: s
     if not panels:
         axes.flat[0].text(0.5, 0.5, f"{task}: no numeric metrics", ha="center", va="center")
     for ax, (name, col) in zip(axes.flat, panels, strict=False):
-        df = tables[name].filter(pl.col(col).is_not_null())
+        df = tables[name].filter(pl.col(col).is_not_null() & ~pl.col(col).cast(pl.Float64).is_nan())
         lengths = sorted(set(df["length"].to_list()))
         data = [df.filter(pl.col("length") == n)[col].to_list() for n in lengths]
         ax.boxplot(data, tick_labels=[str(n) for n in lengths], showmeans=True)

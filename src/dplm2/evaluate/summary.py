@@ -56,7 +56,7 @@ def summarize(task: str, tables: dict[str, pl.DataFrame]) -> pl.DataFrame:
                 groupings.append((f"target={tid}", part))
         for group, part in groupings:
             for col in cols:
-                vals = part[col].drop_nulls().cast(pl.Float64)
+                vals = part[col].drop_nulls().cast(pl.Float64).drop_nans()
                 if vals.len() == 0:
                     continue
                 out.append(_row(task, name, col, group, vals.len(), float(vals.mean()), backend))
@@ -103,14 +103,14 @@ def to_markdown(task: str, summary: pl.DataFrame) -> str:
             gp = part.filter(pl.col("group") == g)
             values = {r["metric"]: r for r in gp.iter_rows(named=True)}
             n = max(r["n"] for r in values.values())
-            cells = [_fmt(values[m]["value"]) if m in values else "" for m in metrics]
+            cells = [_fmt(values[m]["value"], m) if m in values else "" for m in metrics]
             lines.append(f"| {g} | {n} | " + " | ".join(cells) + " |")
         lines.append("")
     return "\n".join(lines)
 
 
-def _fmt(x: float) -> str:
-    return f"{x:.0f}" if float(x).is_integer() and abs(x) >= 1 else f"{x:.3f}"
+def _fmt(x: float, metric: str) -> str:
+    return f"{x:.0f}" if metric.startswith("n_") else f"{x:.3f}"
 
 
 def write_summary(
