@@ -163,3 +163,20 @@ def test_foldseek_backend_missing_binary_is_a_clear_error(tmp_path):
 
     with pytest.raises(FileNotFoundError, match="foldseek binary 'no-such-foldseek' not found"):
         foldseek_clusters([tmp_path / "a.pdb"], 0.5, binary="no-such-foldseek")
+
+
+def test_reference_with_unobserved_residues_is_paired_by_residue_number(tmp_path):
+    from dplm2.evaluate.samples import reference_backbone
+    from dplm2.structure import write_backbone
+
+    c = chain("1hml_A")
+    xyz = np.asarray(c.coords, dtype=np.float64).copy()
+    xyz[10:13] = np.nan  # residues without any observed atom vanish from the written file
+    write_backbone(tmp_path / "ref.pdb", xyz, c.sequence)
+    row = {"sample_id": "s", "reference_path": "ref.pdb", "_base": str(tmp_path)}
+    ref = reference_backbone(row, len(c))
+    assert ref.shape == (len(c), 4, 3) and np.isnan(ref[10:13]).all()
+    r = fold_accuracy(np.asarray(c.coords, dtype=np.float64), ref)
+    assert r["rmsd"] < 1e-2 and r["tm"] > 0.97
+    with pytest.raises(ValueError, match="cannot pair residues"):
+        reference_backbone(row, 50)

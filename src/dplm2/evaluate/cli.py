@@ -101,17 +101,11 @@ def _refold(args) -> int:
 def _designed_of(task: str):
     import numpy as np
 
-    from dplm2.evaluate.samples import reference_chain, sample_structure
+    from dplm2.evaluate.samples import reference_backbone, sample_structure
 
     if task == "inverse_folding":
         def designed(row):
-            ref = reference_chain(row)
-            if len(ref) != int(row["length"]):
-                raise ValueError(
-                    f"sample {row['sample_id']}: designed sequence has {row['length']} residues, "
-                    f"{row['reference_path']} has {len(ref)}"
-                )
-            return np.asarray(ref.coords, dtype=np.float64)
+            return np.asarray(reference_backbone(row, int(row["length"])), dtype=np.float64)
         return designed
     if task == "folding":
         raise ValueError("self-consistency is not a folding-task metric (use fold-accuracy)")

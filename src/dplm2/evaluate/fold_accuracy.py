@@ -14,7 +14,7 @@ import polars as pl
 from tqdm import tqdm
 
 from dplm2.evaluate.config import FoldAccuracyConfig
-from dplm2.evaluate.samples import reference_chain, sample_structure
+from dplm2.evaluate.samples import reference_backbone, reference_chain, sample_structure
 from dplm2.structure.compare import backbone_rmsd, ca_rmsd, tm_align
 
 
@@ -69,7 +69,7 @@ def fold_accuracy_table(samples: pl.DataFrame, cfg: FoldAccuracyConfig, backend:
                     f"sample {row['sample_id']}: sequence differs from {row['reference_path']} at "
                     f"{mismatch} of {len(ref)} positions; wrong reference?"
                 )
-        metrics = fold_accuracy(sample_structure(row), np.asarray(ref.coords, dtype=np.float64),
+        metrics = fold_accuracy(sample_structure(row), reference_backbone(row, int(row["length"])),
                                 cfg.tm_threshold)
         rows.append({"sample_id": row["sample_id"], "task": row["task"],
                      "target_id": row["target_id"], "length": int(row["length"]), **metrics,

@@ -127,3 +127,28 @@ def reference_chain(row: dict):
     """The reference chain of a conditional sample."""
     chain = row.get("reference_chain") or None
     return load_chain(resolve(row["reference_path"], row["_base"]), chain)
+
+
+def reference_backbone(row: dict, length: int) -> np.ndarray:
+    """Reference backbone ``[length, 4, 3]`` aligned residue-for-residue with a sample.
+
+    When the reference chain has exactly ``length`` residues it is used as is. Otherwise, when
+    its residue numbers are positions ``1..length`` (the layout ``dplm2 generate`` writes with
+    ``write_backbone``, which leaves out residues without any observed atom), residue ``k`` goes
+    to position ``k - 1`` and the missing positions are NaN (skipped by RMSD and TM-align).
+    Anything else is an error naming the file.
+    """
+    ref = reference_chain(row)
+    coords = np.asarray(ref.coords, dtype=np.float64)
+    if len(ref) == length:
+        return coords
+    ids = np.asarray(ref.res_ids)
+    if len(ids) and ids.min() >= 1 and ids.max() <= length and len(np.unique(ids)) == len(ids):
+        out = np.full((length, 4, 3), np.nan)
+        out[ids - 1] = coords
+        return out
+    raise ValueError(
+        f"sample {row['sample_id']}: {row['reference_path']} has {len(ref)} residues "
+        f"(numbered {ids.min() if len(ids) else '-'}..{ids.max() if len(ids) else '-'}), "
+        f"the sample {length}; cannot pair residues"
+    )
