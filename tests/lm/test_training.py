@@ -110,3 +110,16 @@ def test_cli_warm_start_train_export(tmp_path):
     bad = dict(params, lora={"rnak": 3})
     r = run("warm-start", "--out", str(d / "x"), "--params", json.dumps(bad))
     assert r.returncode == 2 and "rnak" in r.stderr
+
+
+def test_state_of_another_run_is_not_resumed(tmp_path, caplog):
+    from dplm2.lm.train import guard_state
+
+    state = tmp_path / "state"
+    guard_state(state, "aaa")
+    (state / "step-00000003").mkdir()
+    guard_state(state, "aaa")
+    assert (state / "step-00000003").is_dir()  # same run: kept for resume
+    with caplog.at_level("WARNING"):
+        guard_state(state, "bbb")
+    assert not (state / "step-00000003").exists() and "different run" in caplog.text

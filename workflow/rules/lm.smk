@@ -1,2 +1,81 @@
-# lm stage rules.
-LM_TARGETS = []
+# lm stage: DPLM-2 language model.
+#
+#   config lm.init (ESM-family checkpoint or from scratch) --warm_start--> results/lm/init/
+#       config.json, model.safetensors, vocab.txt, dplm2_vocab.json, init.json
+#   results/lm/init/ + results/tokens/tokens-{i}-of-{n}.parquet --train_lm--> results/lm/
+#       model/ (config.json + model.safetensors + vocabulary: EsmForMaskedLM.from_pretrained
+#       and dplm2.lm.model.DPLM2LM.from_pretrained read it), metrics.parquet, state/ (resumable)
+#
+# n = config["process"]["n_shards"] (2 when the key is absent). train_lm always launches through
+# torchrun (one code path for 1..N processes); a GPU profile sets `gpu` and lm.nproc_per_node.
+# state/ is not an output: an interrupted run resumes; a run with another config starts over.
+
+import json
+import os
+
+LM_N_SHARDS = int(config.get("process", {}).get("n_shards", 2))
+LM_TOKEN_SHARDS = [
+    res("tokens", f"tokens-{i:05d}-of-{LM_N_SHARDS:05d}.parquet") for i in range(LM_N_SHARDS)
+]
+LM_INIT_FILES = ["config.json", "model.safetensors", "vocab.txt", "dplm2_vocab.json", "init.json"]
+LM_MODEL_FILES = ["config.json", "model.safetensors", "vocab.txt", "dplm2_vocab.json"]
+
+LM_TARGETS = [res("lm", "model", f) for f in LM_MODEL_FILES] + [res("lm", "metrics.parquet")]
+
+
+def lm_init_section():
+    """Only the init keys: changing training settings never re-runs the warm start."""
+    return json.dumps({"init": config["lm"].get("init", {})}, sort_keys=True)
+
+
+rule warm_start:
+    output:
+        [res("lm", "init", f) for f in LM_INIT_FILES],
+    log:
+        res("logs", "lm", "warm_start.log"),
+    benchmark:
+        res("benchmarks", "lm", "warm_start.tsv")
+    conda:
+        "../../envs/torch.yaml"
+    threads: 1
+    resources:
+        mem_mb=lambda wc, attempt: 4000 * attempt,
+        runtime=lambda wc, attempt: 20 * attempt,
+    params:
+        code=code_version("lm"),
+        cfg=lm_init_section(),
+        out_dir=res("lm", "init"),
+    shell:
+        "dplm2 lm warm-start --out {params.out_dir:q} --params {params.cfg:q} > {log:q} 2>&1"
+
+
+rule train_lm:
+    input:
+        init=[res("lm", "init", f) for f in LM_INIT_FILES],
+        shards=LM_TOKEN_SHARDS,
+    output:
+        model=[res("lm", "model", f) for f in LM_MODEL_FILES],
+        metrics=res("lm", "metrics.parquet"),
+    log:
+        res("logs", "lm", "train_lm.log"),
+    benchmark:
+        res("benchmarks", "lm", "train_lm.tsv")
+    conda:
+        "../../envs/torch.yaml"
+    threads: 2
+    resources:
+        mem_mb=lambda wc, attempt: 6000 * attempt,
+        runtime=lambda wc, attempt: 60 * attempt,
+        gpu=0,  # a GPU profile sets `set-resources: train_lm:gpu=N` with lm.nproc_per_node N
+    params:
+        code=code_version("lm"),
+        cfg=section("lm"),
+        nproc=int(config["lm"].get("nproc_per_node", 1)),
+        init_dir=res("lm", "init"),
+        out_dir=res("lm"),
+        model_dir=res("lm", "model"),
+    shell:
+        "torchrun --standalone --nproc_per_node={params.nproc} -m dplm2.cli lm train "
+        "--init {params.init_dir:q} --shards {input.shards:q} --out {params.out_dir:q} "
+        "--model {params.model_dir:q} --threads $(( {threads} / {params.nproc} > 0 ? "
+        "{threads} / {params.nproc} : 1 )) --params {params.cfg:q} > {log:q} 2>&1"

@@ -8,8 +8,11 @@ validation pass (loss and accuracy per modality and task, fixed noise) and the e
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import logging
 import os
+import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -17,7 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from dplm2.config import StageConfig
-from dplm2.io import atomic_path
+from dplm2.io import atomic_path, atomic_write_text
 from dplm2.lm.data import BatchSource, DataConfig, Protein, load_proteins, make_batch
 from dplm2.lm.diffusion import TASKS, DiffusionConfig, TaskMix
 from dplm2.lm.lora import LoraConfig, apply_lora, merged_copy
@@ -118,6 +121,38 @@ def export_model(model: DPLM2LM, folder: str | os.PathLike) -> Path:
     return folder
 
 
+def run_fingerprint(
+    cfg: LMConfig, init_dir: str | os.PathLike, shards: Sequence[str | os.PathLike]
+) -> str:
+    """Hash of what a training run depends on: config, initial model, token shards."""
+    h = hashlib.sha256(json.dumps(cfg.to_dict(), sort_keys=True, default=str).encode())
+    init = Path(init_dir)
+    for name in ("config.json", "init.json"):
+        if (init / name).is_file():
+            h.update((init / name).read_bytes())
+    for p in sorted(str(s) for s in shards):
+        st = Path(p).stat()
+        h.update(f"{Path(p).name}:{st.st_size}:{int(st.st_mtime)}".encode())
+    return h.hexdigest()[:16]
+
+
+def guard_state(state_dir: Path, fingerprint: str) -> None:
+    """Resume only checkpoints of the same run: a state folder written for another config,
+    initial model or data is removed (with a warning) instead of being resumed."""
+    stamp = state_dir / "run_fingerprint.txt"
+    if state_dir.is_dir() and any(state_dir.iterdir()):
+        old = stamp.read_text().strip() if stamp.is_file() else None
+        if old == fingerprint:
+            return
+        log.warning(
+            "%s holds checkpoints of a different run (fingerprint %s, now %s): starting over",
+            state_dir, old, fingerprint,
+        )
+        shutil.rmtree(state_dir)
+    state_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(stamp, fingerprint + "\n")
+
+
 def build_trainer(
     cfg: LMConfig,
     init_dir: str | os.PathLike,
@@ -128,6 +163,10 @@ def build_trainer(
     """The configured :class:`~dplm2.train.Trainer` (model from ``init_dir``, LoRA applied,
     batches from the token ``shards``); see :func:`train_lm`."""
     env = dist_env()
+    if env.is_main:
+        guard_state(Path(out_dir) / "state", run_fingerprint(cfg, init_dir, shards))
+    if env.distributed:
+        torch.distributed.barrier()  # no rank looks for checkpoints before the guard ran
     model = DPLM2LM.from_pretrained(init_dir, attn_implementation=cfg.init.model.attn_implementation)
     apply_lora(model, cfg.lora, seed=cfg.train.seed)
     train_set = load_proteins(shards, cfg.data.train_split)
