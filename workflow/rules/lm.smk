@@ -23,11 +23,6 @@ LM_MODEL_FILES = ["config.json", "model.safetensors", "vocab.txt", "dplm2_vocab.
 LM_TARGETS = [res("lm", "model", f) for f in LM_MODEL_FILES] + [res("lm", "metrics.parquet")]
 
 
-def lm_init_section():
-    """Only the init keys: changing training settings never re-runs the warm start."""
-    return json.dumps({"init": config["lm"].get("init", {})}, sort_keys=True)
-
-
 rule warm_start:
     output:
         [res("lm", "init", f) for f in LM_INIT_FILES],
@@ -43,8 +38,9 @@ rule warm_start:
         runtime=lambda wc, attempt: 20 * attempt,
     params:
         code=code_version("lm"),
-        cfg=lm_init_section(),
-        out_dir=res("lm", "init"),
+        # only the init keys: changing training settings never re-runs the warm start
+        cfg=json.dumps({"init": config["lm"].get("init", {})}, sort_keys=True),
+        out_dir=lambda wc, output: os.path.dirname(output[0]),
     shell:
         "dplm2 lm warm-start --out {params.out_dir:q} --params {params.cfg:q} > {log:q} 2>&1"
 
@@ -71,9 +67,9 @@ rule train_lm:
         code=code_version("lm"),
         cfg=section("lm"),
         nproc=int(config["lm"].get("nproc_per_node", 1)),
-        init_dir=res("lm", "init"),
-        out_dir=res("lm"),
-        model_dir=res("lm", "model"),
+        init_dir=lambda wc, input: os.path.dirname(input.init[0]),
+        out_dir=lambda wc, output: os.path.dirname(output.metrics),
+        model_dir=lambda wc, output: os.path.dirname(output.model[0]),
     shell:
         "torchrun --standalone --nproc_per_node={params.nproc} -m dplm2.cli lm train "
         "--init {params.init_dir:q} --shards {input.shards:q} --out {params.out_dir:q} "

@@ -84,6 +84,7 @@ def memorise(
     weighting: str = "constant",
     seed: int = 0,
     sampler: SamplerConfig | None = None,
+    time_limit_s: float | None = None,
 ) -> list[dict]:
     """Train a from-scratch LM on ``proteins`` (every protein in every step, a random task per
     protein) until one-shot folding and inverse-folding accuracy both reach ``target``.
@@ -91,6 +92,7 @@ def memorise(
     Defaults are the settings measured to memorise on 2 CPU cores (lr 2e-3, 50 warm-up
     steps, constant lr after warm-up, clip 1.0, dropout 0, constant loss weighting: the linear
     weighting gives fully masked samples, i.e. one-shot folding, almost no weight).
+    ``time_limit_s`` ends the run at the first evaluation after that much wall time.
     Returns one row per evaluation: step, wall_s, fold_acc, inv_acc (+ sampler accuracies).
     """
     import time
@@ -132,6 +134,8 @@ def memorise(
             row["inv_acc_sampler"] = sampler_accuracy(m, proteins, "inverse_folding", sampler, seed)
         history.append(row)
         if target is not None and min(row["fold_acc"], row["inv_acc"]) >= target:
+            raise TargetReached(row)
+        if time_limit_s is not None and row["wall_s"] >= time_limit_s:
             raise TargetReached(row)
         return row
 
