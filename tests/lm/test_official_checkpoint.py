@@ -256,3 +256,18 @@ def test_clear_errors(tmp_path):
         official.load_official(tmp_path / "c")
     with pytest.raises(FileNotFoundError, match="neither"):
         official.load_official(tmp_path / "nothing-here")
+
+
+def test_cli_import_official(tmp_path):
+    from dplm2.cli import main
+    from dplm2.lm.model import DPLM2LM
+
+    write_official(tmp_path / "ckpt", official_names(False))
+    assert main(["lm", "import-official", "--source", str(tmp_path / "ckpt"),
+                 "--out", str(tmp_path / "ours")]) == 0
+    ids = our_batch()
+    with torch.no_grad():
+        torch.testing.assert_close(DPLM2LM.from_pretrained(tmp_path / "ours")(ids),
+                                   official.load_official(tmp_path / "ckpt")(ids))
+    assert main(["lm", "import-official", "--source", str(tmp_path / "none"),
+                 "--out", str(tmp_path / "x")]) == 2

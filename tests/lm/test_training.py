@@ -123,3 +123,19 @@ def test_state_of_another_run_is_not_resumed(tmp_path, caplog):
     with caplog.at_level("WARNING"):
         guard_state(state, "bbb")
     assert not (state / "step-00000003").exists() and "different run" in caplog.text
+
+
+def test_cli_sample_folding(tmp_path):
+    from dplm2.cli import main
+    from dplm2.lm.warm_start import InitConfig, warm_start
+
+    ps = demo_proteins(2, length=20)
+    shard = write_token_shard(ps, tmp_path / "tokens-00000-of-00001.parquet")
+    init = warm_start(InitConfig.from_dict({"model": TINY}), tmp_path / "m")
+    out = tmp_path / "fold.parquet"
+    rc = main(["lm", "sample", "--model", str(init), "--shards", str(shard), "--task", "folding",
+               "--out", str(out), "--sampler", json.dumps({"max_iter": 4})])
+    assert rc == 0
+    df = pl.read_parquet(out)
+    assert df["sequence"].to_list() == [p.sequence for p in ps]  # conditioning kept
+    assert all(len(t) == 20 and min(t) >= 0 for t in df["struct_tokens"].to_list())
