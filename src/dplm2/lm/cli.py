@@ -3,6 +3,7 @@
 ``warm-start``  build the initial DPLM-2 model (ESM-family checkpoint or from scratch)
 ``train``       diffusion training (resumable; launch under ``torchrun`` for N processes)
 ``sample``      iterative unmasking from a saved model (folding / inverse folding / co-generation)
+``import-official``  a released DPLM-2 checkpoint (hub id / folder) -> a model folder of ours
 """
 
 from __future__ import annotations
@@ -43,6 +44,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--sampler", default="{}", help="SamplerConfig as JSON")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_sample)
+
+    p = cmds.add_parser("import-official", help="convert a released DPLM-2 checkpoint "
+                        "(airkingbd/dplm2_*, hub id or folder) into a model folder")
+    p.add_argument("--source", required=True, help="hub id (owner/name[@rev]) or folder")
+    p.add_argument("--out", required=True, type=Path, help="model folder to write")
+    p.add_argument("--token-dropout-passes", type=int, default=None,
+                   help="override the input rescaling (default: 2 if the config has "
+                   "token_dropout, else 0; see dplm2.lm.official)")
+    p.set_defaults(func=cmd_import_official)
 
 
 def _config(text: str):
@@ -103,4 +113,11 @@ def cmd_sample(args: argparse.Namespace) -> int:
     write_parquet(pl.DataFrame(rows), args.out, {"stage": "lm.sample", "task": args.task,
                                                  "sampler": cfg.to_dict()})
     log.info("wrote %d samples to %s", len(rows), args.out)
+    return 0
+
+
+def cmd_import_official(args: argparse.Namespace) -> int:
+    from dplm2.lm.official import import_official
+
+    import_official(args.source, args.out, token_dropout_passes=args.token_dropout_passes)
     return 0

@@ -1,0 +1,92 @@
+# embed stage: per-protein / per-residue representations from a chosen DPLM-2 layer.
+#
+#   LM (results/lm/model, or a released checkpoint imported into results/embed/lm)
+#   + tokenizer (structure files) --embed--> results/embed/<set>.parquet (or .npy)
+#
+# One job per named input set (config `embed.sets`): FASTA / structure files or folders, or the
+# workflow's token shards (a split of them). `embed.lm` names a released DPLM-2 checkpoint (hub id
+# or folder) to use instead of the workflow's LM; it is converted once by `embed_import_lm`.
+
+import json
+import os
+
+localrules:
+    embed_import_lm,
+
+
+EMBED = config["embed"]
+EMBED_FORMAT = EMBED["settings"].get("format", "parquet")
+EMBED_N_SHARDS = int(config.get("process", {}).get("n_shards", 2))
+EMBED_SHARDS = [f"{i:05d}-of-{EMBED_N_SHARDS:05d}" for i in range(EMBED_N_SHARDS)]
+EMBED_LM_DIR = res("embed", "lm") if EMBED.get("lm") else res("lm", "model")
+
+EMBED_TARGETS = [res("embed", f"{name}.{EMBED_FORMAT}") for name in EMBED.get("sets", {})]
+
+
+EMBED_TOKEN_SHARDS = [res("tokens", f"tokens-{sh}.parquet") for sh in EMBED_SHARDS]
+
+
+rule embed_import_lm:
+    output:
+        weights=res("embed", "lm", "model.safetensors"),
+        config=res("embed", "lm", "config.json"),
+    log:
+        res("logs", "embed", "import_lm.log"),
+    benchmark:
+        res("benchmarks", "embed", "import_lm.tsv")
+    conda:
+        "../../envs/torch.yaml"
+    threads: 1
+    resources:
+        mem_mb=lambda wc, attempt: 16000 * attempt,
+        runtime=lambda wc, attempt: 30 * attempt,
+    params:
+        code=code_version("embed", "lm"),
+        source=EMBED.get("lm") or "",
+        out=lambda wc, output: os.path.dirname(output.weights),
+    shell:
+        "dplm2 lm import-official --source {params.source:q} --out {params.out:q} > {log:q} 2>&1"
+
+
+rule embed:
+    wildcard_constraints:
+        name="[A-Za-z0-9_-]+",
+    input:
+        lm_weights=os.path.join(EMBED_LM_DIR, "model.safetensors"),
+        lm_config=os.path.join(EMBED_LM_DIR, "config.json"),
+        tok_weights=res("tokenizer", "model.safetensors"),
+        tok_config=res("tokenizer", "config.json"),
+        # a set's own files, or the token shards (so new inputs rerun it)
+        data=lambda wc: (
+            EMBED_TOKEN_SHARDS
+            if EMBED["sets"][wc.name].get("source", "files") == "tokens"
+            else EMBED["sets"][wc.name].get("paths", [])
+        ),
+    output:
+        res("embed", f"{{name}}.{EMBED_FORMAT}"),
+    log:
+        res("logs", "embed", "{name}.log"),
+    benchmark:
+        res("benchmarks", "embed", "{name}.tsv")
+    conda:
+        "../../envs/torch.yaml"
+    threads: 2
+    resources:
+        mem_mb=lambda wc, attempt: 4000 * attempt,
+        runtime=lambda wc, attempt: 60 * attempt,
+    params:
+        code=code_version("embed", "lm"),
+        cfg=section("embed", "settings"),
+        inputs=lambda wc, input: " ".join(f"'{p}'" for p in input.data),
+        extra=lambda wc: (
+            f"--split {EMBED['sets'][wc.name]['split']}"
+            if EMBED["sets"][wc.name].get("source", "files") == "tokens"
+            and EMBED["sets"][wc.name].get("split")
+            else ""
+        ),
+        lm=lambda wc, input: os.path.dirname(input.lm_weights),
+        tokenizer=lambda wc, input: os.path.dirname(input.tok_weights),
+    shell:
+        "dplm2 embed --lm {params.lm:q} --tokenizer {params.tokenizer:q} "
+        "--inputs {params.inputs} {params.extra} --out {output:q} --threads {threads} "
+        "--params {params.cfg:q} > {log:q} 2>&1"
