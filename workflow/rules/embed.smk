@@ -14,8 +14,8 @@ localrules:
     embed_import_lm,
 
 
-EMBED = config["embed"]
-EMBED_FORMAT = EMBED["settings"].get("format", "parquet")
+EMBED = config.get("embed", {})  # section + schema $ref are added together
+EMBED_FORMAT = EMBED.get("settings", {}).get("format", "parquet")
 EMBED_N_SHARDS = int(config.get("process", {}).get("n_shards", 2))
 EMBED_SHARDS = [f"{i:05d}-of-{EMBED_N_SHARDS:05d}" for i in range(EMBED_N_SHARDS)]
 EMBED_LM_DIR = res("embed", "lm") if EMBED.get("lm") else res("lm", "model")
@@ -76,7 +76,7 @@ rule embed:
         runtime=lambda wc, attempt: 60 * attempt,
     params:
         code=code_version("embed", "lm"),
-        cfg=section("embed", "settings"),
+        cfg=json.dumps(EMBED.get("settings", {}), sort_keys=True),
         inputs=lambda wc, input: " ".join(f"'{p}'" for p in input.data),
         extra=lambda wc: (
             f"--split {EMBED['sets'][wc.name]['split']}"
