@@ -198,3 +198,33 @@ def test_schema_defaults_match_the_dataclasses():
                 assert (list(v) if isinstance(v, tuple) else v) == node["default"], (key, k)
     for cfg_file in ("config.yaml", "config/paper.yaml"):
         GenerateConfig.from_dict(yaml.safe_load((REPO / cfg_file).read_text())["generate"])
+
+
+def test_folding_from_token_and_chain_shards(models, tmp_path):
+    import pyarrow as pa
+
+    from dplm2.io import write_parquet
+
+    lm, tok = models
+    rt = Runtime.load(lm, tok, "cpu")
+    chains = [read_chains(REPO / "tests" / "data" / "eval" / f)[0] for f in ("1ycr_B.pdb.gz", "2nwd_X.pdb.gz")]
+    rows = [{"id": c.id, "source": "pdb", "split": split, "sequence": c.sequence,
+             "struct_tokens": rt.tokenize_chain(c).tolist(), "length": len(c), "plddt": None}
+            for c, split in zip(chains, ("test", "train"))]
+    write_parquet(pa.Table.from_pylist(rows), tmp_path / "tokens-00000-of-00001.parquet",
+                  {"tokenizer_sha256": rt.tokenizer_sha256})
+    write_parquet(pl.DataFrame([{**c.to_row(), "split": "test"} for c in chains]),
+                  tmp_path / "chains-00000-of-00001.parquet")
+    out = tmp_path / "fold"
+    df = run_cli(models, "folding", out, {"folding": {"sampling": FAST}},
+                 "--tokens", str(tmp_path / "tokens-00000-of-00001.parquet"),
+                 "--chains", str(tmp_path / "chains-00000-of-00001.parquet"))
+    assert df["target_id"].to_list() == [chains[0].id]  # the test split only
+    ref = read_chains(out / df["reference_path"][0])[0]
+    np.testing.assert_allclose(ref.coords[:, :3], chains[0].coords[:, :3], atol=1e-3)
+    assert ref.sequence == chains[0].sequence == df["sequence"][0]
+    # token shards made by other tokenizer weights are refused
+    write_parquet(pa.Table.from_pylist(rows), tmp_path / "stale.parquet", {"tokenizer_sha256": "0" * 64})
+    code = dplm2_main(["generate", "inverse-folding", "--lm", str(lm), "--tokenizer", str(tok),
+                       "--out", str(tmp_path / "inv"), "--tokens", str(tmp_path / "stale.parquet")])
+    assert code == 2

@@ -11,11 +11,12 @@ the chain exists; both end residues exist; no residue numbers are missing in bet
 residue has N, CA and C.
 
 >>> from pathlib import Path
+>>> import dplm2
 >>> from dplm2.generate.contig import ContigSpec
->>> spec = ContigSpec.parse("10-40,B19-27,10-40", "40-100")
->>> m = resolve_motif(Path("resources/scaffolding/1ycr.pdb.gz"), spec)   # doctest: +SKIP
->>> m.sequence, m.labels[0]                                                # doctest: +SKIP
-('SDLWKLLPE', 'B19')
+>>> pdb_file = Path(dplm2.__file__).parents[2] / "resources/scaffolding/1ycr.pdb.gz"
+>>> m = resolve_motif(pdb_file, ContigSpec.parse("10-40,B19-27,10-40", "40-100"))
+>>> m.sequence, m.labels[0], m.coords.shape
+('FSDLWKLLP', 'B19', (9, 4, 3))
 """
 
 from __future__ import annotations

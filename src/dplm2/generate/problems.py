@@ -7,9 +7,11 @@ individual problems lives in code. The CSV's ``motif_path`` names the original l
 (``./motif_scaffolding/targets/1PRW.pdb``); the file is looked up by its stem, case
 insensitively, in the CSV's folder (``1prw.pdb.gz``, ``1prw.pdb``, ``1prw.cif.gz``, ...).
 
->>> probs = load_benchmark("resources/scaffolding/benchmark.csv", ["1YCR"])  # doctest: +SKIP
->>> probs[0].contig.text                                                      # doctest: +SKIP
-'10-40,B19-27,10-40'
+>>> import dplm2
+>>> from pathlib import Path
+>>> table = Path(dplm2.__file__).parents[2] / "resources/scaffolding/benchmark.csv"
+>>> [(p.name, p.contig.text, p.structure.name) for p in load_benchmark(table, ["1YCR"])]
+[('1YCR', '10-40,B19-27,10-40', '1ycr.pdb.gz')]
 """
 
 from __future__ import annotations

@@ -1,0 +1,140 @@
+"""Sampling throughput: proteins per second for one length and max_iter, batched vs one at a time.
+
+Runs the generation stage's co-generation path (``dplm2.generate.tasks.run_requests`` on the
+LM sampler) twice on the same N proteins: all in batches of ``--batch-size``, then one protein
+per forward pass, and reports proteins/s and the speed-up. Weights do not change the cost of a
+forward pass, so without ``--lm`` a randomly initialised model of the demo size (or
+``--hidden/--layers/--heads``) is used. Decoding by the tokenizer is timed separately when
+``--tokenizer`` is given.
+
+Usage::
+
+    python bench/sampling_throughput.py --length 100 --max-iter 50 --n 8 --batch-size 8
+    python bench/sampling_throughput.py --lm results/lm/model --tokenizer results/tokenizer \
+        --length 200 --max-iter 100 --n 16 --out results/bench/sampling_throughput.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import platform
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+
+def build_model(args):
+    """The LM to time: a saved one, or a random one of the requested size (and its runtime)."""
+    from transformers import EsmForMaskedLM
+
+    from dplm2.generate.runtime import LogitLimits, pick_device
+    from dplm2.lm.model import DPLM2LM, ModelConfig
+
+    device = pick_device(args.device)
+    if args.lm:
+        lm = DPLM2LM.from_pretrained(args.lm)
+    else:
+        torch.manual_seed(0)
+        cfg = ModelConfig(hidden_size=args.hidden, num_layers=args.layers, num_heads=args.heads,
+                          intermediate_size=4 * args.hidden)
+        lm = DPLM2LM(EsmForMaskedLM(cfg.esm_config()))
+    lm = lm.to(device).eval()
+    tok = None
+    if args.tokenizer:
+        from dplm2.tokenizer.hub import load_tokenizer
+
+        tok, _ = load_tokenizer(args.tokenizer, device=device)
+    codebook = int(tok.cfg.codebook_size) if tok is not None else 8192
+    return lm, tok, device, LogitLimits(lm, codebook)
+
+
+class _Runtime:
+    """The attributes of :class:`dplm2.generate.runtime.Runtime` that ``run_requests`` reads."""
+
+    def __init__(self, lm, tok, device, limited):
+        self.lm, self.tokenizer, self.device, self._limited = lm, tok, device, limited
+
+    def sampler_model(self):
+        return self._limited
+
+
+def time_run(rt, requests, sampling, batch_size: int) -> float:
+    from dplm2.generate.tasks import run_requests
+
+    if rt.device.type == "cuda":
+        torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    run_requests(rt, requests, sampling, seed=0, task="bench", batch_size=batch_size)
+    if rt.device.type == "cuda":
+        torch.cuda.synchronize()
+    return time.perf_counter() - t0
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--length", type=int, default=100)
+    p.add_argument("--max-iter", type=int, default=50)
+    p.add_argument("--n", type=int, default=8, help="proteins per measurement")
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--strategy", default="annealing@2.0:1.0")
+    p.add_argument("--unmasking", default="stochastic1.0")
+    p.add_argument("--lm", type=Path, help="exported LM folder (default: random demo-size model)")
+    p.add_argument("--tokenizer", type=Path, help="tokenizer folder: also time decoding")
+    p.add_argument("--hidden", type=int, default=128)
+    p.add_argument("--layers", type=int, default=4)
+    p.add_argument("--heads", type=int, default=4)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--threads", type=int, default=0)
+    p.add_argument("--out", type=Path, help="JSON file for the result")
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+
+    from dplm2.generate.config import LengthTaskConfig
+    from dplm2.generate.tasks import length_requests
+    from dplm2.lm.sampling import SamplerConfig
+
+    lm, tok, device, limited = build_model(args)
+    rt = _Runtime(lm, tok, device, limited)
+    sampling = SamplerConfig(max_iter=args.max_iter, strategy=args.strategy, unmasking=args.unmasking)
+    task = LengthTaskConfig(lengths=(args.length,), samples_per_length=args.n, sampling=sampling)
+    reqs = length_requests(lm.vocab, "cogen", task)
+    warm = SamplerConfig(max_iter=2, strategy=args.strategy, unmasking=args.unmasking)
+    time_run(rt, reqs[:1], warm, 1)  # first call pays one-off costs (allocations, kernels)
+    batched = time_run(rt, reqs, sampling, args.batch_size)
+    single = time_run(rt, reqs, sampling, 1)
+    result = {
+        "length": args.length, "max_iter": args.max_iter, "n": args.n,
+        "batch_size": args.batch_size, "strategy": args.strategy, "unmasking": args.unmasking,
+        "model": str(args.lm) if args.lm else f"random hidden={args.hidden} layers={args.layers}",
+        "parameters": sum(q.numel() for q in lm.parameters()),
+        "device": str(device), "threads": torch.get_num_threads(), "cpu": platform.processor(),
+        "batched_s": round(batched, 3), "single_s": round(single, 3),
+        "batched_proteins_per_s": round(args.n / batched, 4),
+        "single_proteins_per_s": round(args.n / single, 4),
+        "speedup": round(single / batched, 2),
+    }
+    if tok is not None:
+        from dplm2.generate.runtime import Runtime
+
+        full = Runtime(lm=lm, tokenizer=tok, device=device, lm_hash="", tokenizer_sha256="", code_hash="")
+        codes = [torch.randint(0, full.codebook_size, (args.length,)).numpy() for _ in range(args.n)]
+        t0 = time.perf_counter()
+        full.detokenize(codes, batch_size=args.batch_size)
+        result["decode_proteins_per_s"] = round(args.n / (time.perf_counter() - t0), 4)
+    text = json.dumps(result, indent=2)
+    print(text)
+    if args.out:
+        from dplm2.io import atomic_write_text
+
+        atomic_write_text(args.out, text + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
