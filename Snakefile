@@ -23,6 +23,7 @@ include: "workflow/rules/tokenizer.smk"
 include: "workflow/rules/lm.smk"
 include: "workflow/rules/generate.smk"
 include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/embed.smk"
 include: "workflow/rules/report.smk"
 
 

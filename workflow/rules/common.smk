@@ -70,5 +70,6 @@ def all_targets():
         + LM_TARGETS
         + GENERATE_TARGETS
         + EVALUATE_TARGETS
+        + EMBED_TARGETS
         + REPORT_TARGETS
     )
