@@ -141,6 +141,9 @@ def test_same_seed_same_samples_other_seed_other_samples(models, tmp_path):
     c = run_cli(models, "cogen", tmp_path / "c", {**params, "seed": 1})
     assert a.select("sample_id", "sequence", "struct_tokens").equals(b.select("sample_id", "sequence", "struct_tokens"))
     assert not a["sequence"].equals(c["sequence"])
+    # one length's samples do not depend on the other lengths requested
+    d = run_cli(models, "cogen", tmp_path / "d", {"cogen": {**params["cogen"], "lengths": [12]}})
+    assert d["sequence"].to_list() == a.filter(pl.col("length") == 12)["sequence"].to_list()
     assert (tmp_path / "a" / "length_12" / "aatype.fasta").is_file()
     assert sorted((tmp_path / "a" / "pdb").iterdir())[0].name == "cogen_L12_0000.pdb"
     pdb_text = (tmp_path / "a" / "pdb" / "cogen_L12_0000.pdb").read_text()

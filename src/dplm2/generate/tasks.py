@@ -3,7 +3,8 @@
 Every task builds two-half inputs (:class:`dplm2.lm.vocab.DPLM2Vocab`): the positions to
 generate hold their modality's mask token, everything else is conditioning, which the sampler
 (:func:`dplm2.lm.sampling.iterative_unmask`) never changes. Samples of one length are batched
-together (``batch_size`` per forward pass); structure tokens are decoded by the tokenizer.
+together (``batch_size`` per forward pass; conditional tasks and scaffolds, whose lengths
+vary, share padded batches); structure tokens are decoded by the tokenizer.
 
 ==============  ======================================  =======================================
 task            structure half                          amino-acid half
@@ -16,8 +17,9 @@ sequence        ``<unk_struct>`` (blind: single-modal)  all ``<mask>``
 backbone        all ``<mask_struct>``                   ``<unk>`` (blind: single-modality)
 ==============  ======================================  =======================================
 
-Seeds: every batch gets its own generator seeded from (base seed, task, batch key), so a run is
-reproducible and a batch's result does not depend on which other lengths were requested.
+Seeds: every batch gets its own generator seeded from (base seed, task, the batch's sample
+ids), so a run is reproducible; unconditional batches hold one length each, so a length's
+samples do not depend on which other lengths were requested.
 """
 
 from __future__ import annotations
@@ -78,16 +80,26 @@ def run_requests(
     task: str,
     batch_size: int,
     single_modality: bool = False,
+    same_length_batches: bool = False,
     callback: Callback | None = None,
 ) -> list[tuple[np.ndarray, str, int]]:
     """Sample every request; returns ``(codes [L], sequence, batch seed)`` in request order.
 
-    Requests are grouped by length (stable order), then cut into batches of ``batch_size``.
+    Requests are sorted by length (stable) and cut into batches of ``batch_size``; with
+    ``same_length_batches`` a batch never mixes lengths (unconditional tasks: no padding).
+    Mixed batches are padded; padding is hidden from attention, so it changes no result
+    beyond which random numbers a row draws.
     """
     vocab: DPLM2Vocab = rt.lm.vocab
     model = rt.sampler_model()
     order = sorted(range(len(requests)), key=lambda i: len(requests[i].struct))
-    batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+    if same_length_batches:
+        groups: dict[int, list[int]] = {}
+        for i in order:
+            groups.setdefault(len(requests[i].struct), []).append(i)
+    else:
+        groups = {0: order}
+    batches = [g[i : i + batch_size] for g in groups.values() for i in range(0, len(g), batch_size)]
     out: list[tuple[np.ndarray, str, int] | None] = [None] * len(requests)
     for idx in tqdm(batches, desc=f"generate {task}", mininterval=2.0, disable=len(batches) < 2):
         key = ",".join(requests[i].key for i in idx)
@@ -135,7 +147,7 @@ def generate_unconditional(
         raise ValueError(f"unknown unconditional task {task!r}")
     reqs = length_requests(rt.lm.vocab, task, cfg)
     res = run_requests(rt, reqs, cfg.sampling, seed=seed, task=task, batch_size=batch_size,
-                       single_modality=task != "cogen", callback=callback)
+                       single_modality=task != "cogen", same_length_batches=True, callback=callback)
     dec = [None] * len(res) if task == "sequence" else _decoded(rt, [r[0] for r in res], decode_batch_size)
     samples = []
     for req, (codes, seq, bseed), d in zip(reqs, res, dec, strict=True):
