@@ -129,8 +129,8 @@ SelectTypeParameters=CR_Core_Memory
 AccountingStorageType=accounting_storage/none
 JobAcctGatherType=jobacct_gather/none
 JobCompType=jobcomp/none
-# finished jobs stay visible to squeue/scontrol for 10 minutes
-MinJobAge=600
+# finished jobs stay visible to squeue/scontrol for an hour
+MinJobAge=3600
 KillWait=5
 InactiveLimit=0
 SlurmctldTimeout=30
