@@ -68,3 +68,16 @@ def test_interrupted_folder_write_leaves_no_checkpoint(tmp_path):
             raise RuntimeError("killed mid-write")
     assert not target.exists()
     assert list((tmp_path / "state").iterdir()) == []
+
+
+def test_atomic_files_get_ordinary_permissions(tmp_path):
+    old = os.umask(0o022)
+    try:
+        with atomic_path(tmp_path / "f.txt") as tmp:
+            tmp.write_text("x")
+        with atomic_path(tmp_path / "d", is_dir=True) as tmp:
+            (tmp / "a").write_text("y")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "f.txt").stat().st_mode & 0o777 == 0o644
+    assert (tmp_path / "d").stat().st_mode & 0o777 == 0o755

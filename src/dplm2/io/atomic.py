@@ -37,6 +37,9 @@ def atomic_path(path: str | os.PathLike, *, is_dir: bool = False) -> Iterator[Pa
         tmp = Path(name)
     try:
         yield tmp
+        # mkstemp/mkdtemp create private (0600/0700) entries: give the result the permissions
+        # an ordinary open() would have under the current umask.
+        os.chmod(tmp, (0o777 if is_dir else 0o666) & ~_umask())
         if not is_dir:
             with open(tmp, "rb") as fh:
                 os.fsync(fh.fileno())
@@ -55,6 +58,12 @@ def atomic_path(path: str | os.PathLike, *, is_dir: bool = False) -> Iterator[Pa
         else:
             tmp.unlink(missing_ok=True)
         raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
