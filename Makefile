@@ -36,3 +36,10 @@ clean:
 # Tokenizer overfit benchmark (not in CI; ~22 min on 2 cores): 6 real chains, median CA-RMSD target < 2 A.
 overfit: install
 	$(BIN)/python bench/tokenizer_overfit.py --minutes 22
+
+# Real SLURM test (~4-5 min; root + apt-get or an installed slurm-wlm): brings up a one-node
+# cluster (workflow/scripts/slurm_up.sh), runs a slice of the demo through
+# --profile workflow/profiles/slurm, stops the cluster again if it started it. `make test`
+# skips it; .ci/run calls both.
+test-slurm: install
+	DPLM2_TEST_SLURM=1 $(BIN)/python -m pytest -q -m slurm tests/cluster
