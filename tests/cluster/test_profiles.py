@@ -22,7 +22,7 @@ from tests.cluster.jobs import (
 
 GPU_RULES = [
     "train_tokenizer", "train_lm", "generate_cogen", "generate_sequence", "generate_backbone",
-    "generate_folding", "generate_inverse_folding", "generate_scaffold", "evaluate_refold",
+    "generate_folding", "generate_inverse_folding", "generate_scaffold", "evaluate_refold", "embed",
 ]
 SITE = {"DPLM2_SLURM_ACCOUNT": "proj42", "DPLM2_SLURM_PARTITION": "cpu",
         "DPLM2_SLURM_GPU_PARTITION": "a100q", "DPLM2_GPU_MODEL": "a100", "DPLM2_GPUS": "4",
