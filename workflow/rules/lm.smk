@@ -62,16 +62,17 @@ rule train_lm:
     resources:
         mem_mb=lambda wc, attempt: 6000 * attempt,
         runtime=lambda wc, attempt: 60 * attempt,
-        gpu=0,  # a GPU profile sets `set-resources: train_lm:gpu=N` with lm.nproc_per_node N
+        gpu=0,  # a GPU profile sets `set-resources: train_lm:gpu=N` and `nproc=N`
+        # torchrun processes: a resource, so a profile that grants N GPUs also starts N ranks.
+        nproc=int(config["lm"].get("nproc_per_node", 1)),
     params:
         code=code_version("lm"),
         cfg=section("lm"),
-        nproc=int(config["lm"].get("nproc_per_node", 1)),
         init_dir=lambda wc, input: os.path.dirname(input.init[0]),
         out_dir=lambda wc, output: os.path.dirname(output.metrics),
         model_dir=lambda wc, output: os.path.dirname(output.model[0]),
     shell:
-        "torchrun --standalone --nproc_per_node={params.nproc} -m dplm2.cli lm train "
+        "torchrun --standalone --nproc_per_node={resources.nproc} -m dplm2.cli lm train "
         "--init {params.init_dir:q} --shards {input.shards:q} --out {params.out_dir:q} "
-        "--model {params.model_dir:q} --threads $(( {threads} / {params.nproc} > 0 ? "
-        "{threads} / {params.nproc} : 1 )) --params {params.cfg:q} > {log:q} 2>&1"
+        "--model {params.model_dir:q} --threads $(( {threads} / {resources.nproc} > 0 ? "
+        "{threads} / {resources.nproc} : 1 )) --params {params.cfg:q} > {log:q} 2>&1"
