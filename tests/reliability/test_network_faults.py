@@ -13,7 +13,7 @@ from dplm2.download.fetch import Fetcher, gzip_digest, resolve_base
 from dplm2.download.manifest import check_failures, to_frame
 from dplm2.download.sources import pdb_candidates, pdb_relpath
 
-from .conftest import MIRROR
+from tests.download.conftest import MIRROR, server  # noqa: F401  (the loopback fault server fixture)
 
 HTTP = HttpConfig(connect_timeout=2, read_timeout=0.4, retries=2, backoff=0.01, backoff_max=5)
 
