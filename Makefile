@@ -42,4 +42,4 @@ overfit: install
 # --profile workflow/profiles/slurm, stops the cluster again if it started it. `make test`
 # skips it; .ci/run calls both.
 test-slurm: install
-	DPLM2_TEST_SLURM=1 $(BIN)/python -m pytest -q -m slurm tests/cluster
+	PATH="$(abspath $(BIN)):$$PATH" DPLM2_TEST_SLURM=1 $(BIN)/python -m pytest -q -m slurm tests/cluster
