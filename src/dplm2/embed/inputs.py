@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from dplm2.io import read_fasta as _read_fasta
 from dplm2.io import read_parquet_checked, read_parquet_metadata
 from dplm2.structure import Chain, StructureError, read_chains
 
@@ -53,27 +54,8 @@ def _suffix(path: Path) -> str:
 
 def read_fasta(path: str | os.PathLike) -> list[Record]:
     """Records of a FASTA file (id = first word of the header)."""
-    path = Path(path)
-    out, name, seq = [], None, []
-    for lineno, line in enumerate(path.read_text().splitlines() + [">"], start=1):
-        line = line.strip()
-        if line.startswith(">"):
-            if name is not None:
-                text = "".join(seq).upper()
-                bad = sorted(set(text) - AA_LETTERS)
-                if bad:
-                    raise ValueError(f"{path}: record {name!r} has letters {bad}")
-                out.append(Record(name, text, None, str(path)))
-            name, seq = (line[1:].split() or [None])[0], []
-            if name is None and line != ">":
-                raise ValueError(f"{path}: line {lineno}: empty FASTA header")
-        elif line:
-            if name is None:
-                raise ValueError(f"{path}: line {lineno}: sequence before the first header")
-            seq.append(line)
-    if not out:
-        raise ValueError(f"{path}: no FASTA records")
-    return out
+    letters = frozenset(AA_LETTERS)
+    return [Record(name, seq, None, str(path)) for name, seq in _read_fasta(path, letters)]
 
 
 def read_token_shard(path: str | os.PathLike, split: str | None = None) -> list[Record]:

@@ -28,18 +28,10 @@ import numpy as np
 import torch
 
 from dplm2.lm.vocab import AA_TOKENS, N_CODES, STRUCT_OFFSET, VOCAB_SIZE
+from dplm2.io import sha256_file
 from dplm2.structure import Chain
 
 log = logging.getLogger(__name__)
-
-
-def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
-    """Hex sha256 of a file."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            h.update(block)
-    return h.hexdigest()
 
 
 def git_hash(repo: str | os.PathLike | None = None) -> str:

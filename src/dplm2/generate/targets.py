@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from dplm2.io import read_parquet_checked
+from dplm2.io import read_fasta, read_parquet_checked
 from dplm2.structure import Chain, StructureError, read_chains, write_backbone
 
 log = logging.getLogger(__name__)
@@ -125,26 +125,8 @@ def _chains_by_id(paths: Sequence[str | os.PathLike], ids: set[str]) -> dict[str
 
 def from_fasta(paths: Sequence[str | os.PathLike]) -> list[Target]:
     """Targets from FASTA files (id = first word of the header)."""
-    out = []
-    for path in _expand(paths, (".fasta", ".fa", ".faa")):
-        name, seq = None, []
-        lines = Path(path).read_text().splitlines() + [">"]
-        for line in lines:
-            line = line.strip()
-            if line.startswith(">"):
-                if name is not None:
-                    text = "".join(seq).upper()
-                    bad = sorted(set(text) - set("ACDEFGHIKLMNPQRSTVWYX"))
-                    if bad:
-                        raise ValueError(f"{path}: record {name!r} has letters {bad}")
-                    out.append(Target(id=name, sequence=text))
-                name, seq = (line[1:].split() or [""])[0] or None, []
-                if line != ">" and name is None:
-                    raise ValueError(f"{path}: empty FASTA header")
-            elif line:
-                if name is None:
-                    raise ValueError(f"{path}: sequence before the first '>' header")
-                seq.append(line)
+    out = [Target(id=name, sequence=seq)
+           for path in _expand(paths, (".fasta", ".fa", ".faa")) for name, seq in read_fasta(path)]
     if not out:
         raise ValueError(f"no FASTA records in {list(map(str, paths))}")
     return out
