@@ -7,7 +7,9 @@ protein in every step with a random task, and every ``--eval-every`` steps measu
 (structure tokens from the sequence) and inverse-folding (sequence from the structure tokens)
 token accuracy by one-shot argmax and by the sampler (argmax, deterministic unmasking,
 ``--max-iter`` steps). Structure tokens are the tokenizer's output when ``--tokens`` names
-token shards holding these chains, else random but fixed codes (uniform over 8192).
+token shards holding these chains, else those of a freshly initialised structure tokenizer
+(``tests/lm/helpers.fresh_tokenizer_codes``: real, structure-dependent codes; ``--random``:
+uniform random codes instead).
 
 Usage::
 
@@ -29,25 +31,25 @@ import numpy as np
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
-MIRROR = REPO / "resources" / "mirror" / "pdb" / "pub" / "pdb" / "data" / "structures" / "divided"
-ENTRIES = ("3zee", "4i6p", "1k6p", "1hml", "1aki", "3o5r", "4i39", "2nwd")
 
 
-def load(n: int, length: int, tokens: list[Path] | None):
+def load(n: int, length: int, tokens: list[Path] | None, random_codes: bool = False):
+    import sys
+
+    sys.path.insert(0, str(REPO))
     from dplm2.lm.data import Protein, load_proteins
-    from dplm2.structure import read_chains
+    from tests.lm.helpers import demo_chains, fresh_tokenizer_codes
 
+    chains = demo_chains(n)
     known = {p.id: p for p in load_proteins(tokens, None)} if tokens else {}
-    rng = np.random.default_rng(0)
-    out, source = [], "random-fixed"
-    for entry in ENTRIES[:n]:
-        chain = read_chains(MIRROR / "mmCIF" / entry[1:3] / f"{entry}.cif.gz")[0]
-        if chain.id in known and known[chain.id].sequence == chain.sequence:
-            codes, source = known[chain.id].codes, "tokenizer"
-        else:
-            codes = rng.integers(0, 8192, len(chain.sequence))
-        out.append(Protein(chain.id, chain.sequence[:length], codes[:length]))
-    return out, source
+    if all(c.id in known and known[c.id].sequence == c.sequence for c in chains) and known:
+        codes, source = [known[c.id].codes[:length] for c in chains], "tokenizer (shards)"
+    elif random_codes:
+        rng = np.random.default_rng(0)
+        codes, source = [rng.integers(0, 8192, min(length, len(c))) for c in chains], "random"
+    else:
+        codes, source = fresh_tokenizer_codes(chains, length), "fresh tokenizer"
+    return [Protein(c.id, c.sequence[: len(k)], k) for c, k in zip(chains, codes)], source
 
 
 def main() -> None:
@@ -59,7 +61,8 @@ def main() -> None:
     ap.add_argument("--eval-every", type=int, default=200)
     ap.add_argument("--max-iter", type=int, default=25, help="sampler steps")
     ap.add_argument("--tokens", type=Path, nargs="*", default=None)
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--random", action="store_true", help="uniform random structure codes")
+    ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -67,7 +70,7 @@ def main() -> None:
     from dplm2.lm.probe import memorise
     from dplm2.lm.sampling import SamplerConfig
 
-    proteins, source = load(args.chains, args.length, args.tokens)
+    proteins, source = load(args.chains, args.length, args.tokens, args.random)
     sampler = SamplerConfig(max_iter=args.max_iter, strategy="argmax", unmasking="deterministic")
     t0 = time.time()
     history = memorise(
@@ -79,6 +82,7 @@ def main() -> None:
         "chains": [p.id for p in proteins],
         "lengths": [len(p.sequence) for p in proteins],
         "structure_tokens": source,
+        "distinct_codes": [len(set(p.codes.tolist())) for p in proteins],
         "sampler": sampler.to_dict(),
         "threads": torch.get_num_threads(),
         "wall_s": time.time() - t0,

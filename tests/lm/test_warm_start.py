@@ -80,3 +80,38 @@ def test_from_scratch_is_logged(tmp_path, caplog):
     with caplog.at_level("WARNING"):
         warm_start(InitConfig(), tmp_path / "init")
     assert "FROM SCRATCH" in caplog.text
+
+
+@pytest.mark.parametrize("tie", [True, False])
+def test_from_scratch_tied_embeddings_round_trip(tmp_path, tie):
+    """tie_embeddings (default): one matrix for input embedding and output projection, kept
+    tied through save/load; untied: two matrices. LoRA unties (modules_to_save copies)."""
+    from dplm2.lm.lora import LoraConfig, apply_lora, merged_copy
+    from dplm2.lm.model import embeddings_tied
+
+    init = InitConfig.from_dict({"model": {"hidden_size": 32, "num_layers": 1, "num_heads": 2,
+                                           "intermediate_size": 64, "tie_embeddings": tie}})
+    out = warm_start(init, tmp_path / "init")
+    model = DPLM2LM.from_pretrained(out).eval()
+    assert embeddings_tied(model.net) is tie and model.config.tie_word_embeddings is tie
+    n_vocab_rows = VOCAB_SIZE * 32
+    untied = DPLM2LM.from_pretrained(
+        warm_start(InitConfig.from_dict({"model": {**init.model.to_dict(), "tie_embeddings": False}}),
+                   tmp_path / "u"))
+    assert untied.num_parameters() - model.num_parameters() == (0 if not tie else n_vocab_rows)
+    # a training step on a tied model moves the shared matrix; save/load keeps logits equal
+    ids = torch.tensor([[33, 40, 41, 34, 0, 5, 6, 2]])
+    model.train()
+    model(ids).logsumexp(-1).mean().backward()
+    torch.optim.SGD(model.parameters(), lr=1.0).step()
+    model.eval()
+    model.save_pretrained(tmp_path / "saved")
+    again = DPLM2LM.from_pretrained(tmp_path / "saved").eval()
+    assert embeddings_tied(again.net) is tie
+    with torch.no_grad():
+        torch.testing.assert_close(again.sampling_logits(ids), model.sampling_logits(ids))
+    apply_lora(model, LoraConfig(enabled=True, rank=2))
+    assert not embeddings_tied(model.net) and not model.config.tie_word_embeddings
+    merged = merged_copy(model)
+    merged.save_pretrained(tmp_path / "merged")
+    assert not embeddings_tied(DPLM2LM.from_pretrained(tmp_path / "merged").net)

@@ -55,6 +55,14 @@ def apply_lora(model, cfg: LoraConfig, seed: int = 0):
     from peft import LoraConfig as PeftLoraConfig
     from peft import get_peft_model
 
+    from dplm2.lm.model import embeddings_tied, untie_embeddings
+
+    if embeddings_tied(net):
+        # modules_to_save trains separate copies of the embedding and the head: a tied config
+        # would re-tie them on load and drop the head's copy, so untie first.
+        log.info("LoRA: untying the input embedding and LM head (trained as separate copies)")
+        untie_embeddings(net)
+
     peft_cfg = PeftLoraConfig(
         r=cfg.rank,
         lora_alpha=cfg.alpha,

@@ -48,7 +48,11 @@ log = logging.getLogger(__name__)
 class ModelConfig(StageConfig):
     """Network size for a from-scratch model (a warm start takes the checkpoint's size).
 
-    Defaults are the demo size (hidden 128, 4 layers, 4 heads, FFN 512: 1.87M parameters).
+    Defaults are the demo size (hidden 128, 4 layers, 4 heads, FFN 512: 1.87M parameters with
+    tied embeddings, 2.92M untied). ``tie_embeddings`` shares the input embedding matrix with
+    the LM head's output projection, as ESM2 does: half the vocabulary-sized parameters (and
+    their AdamW state), and on tiny from-scratch runs measured to learn faster. Warm starts
+    keep DPLM-2's untied matrices whatever this says (spec §4: both are trained).
     """
 
     hidden_size: int = 128
@@ -58,6 +62,7 @@ class ModelConfig(StageConfig):
     dropout: float = 0.0
     max_position_embeddings: int = 1026
     attn_implementation: str = "sdpa"
+    tie_embeddings: bool = True
 
     def __post_init__(self) -> None:
         if self.hidden_size % self.num_heads:
@@ -90,9 +95,9 @@ class ModelConfig(StageConfig):
             token_dropout=False,
             emb_layer_norm_before=False,
             layer_norm_eps=1e-5,
-            tie_word_embeddings=False,
+            tie_word_embeddings=bool(self.tie_embeddings),
         )
-        return mark_dplm2(cfg)
+        return mark_dplm2(cfg, tied=bool(self.tie_embeddings))
 
 
 #: Config attribute: how many times ESM's token-dropout rescaling is applied to the input
@@ -117,17 +122,32 @@ def official_token_dropout(emb: torch.Tensor, input_ids: torch.Tensor) -> torch.
     return emb * valid[..., None].to(emb.dtype)
 
 
-def mark_dplm2(cfg):
+def mark_dplm2(cfg, tied: bool = False):
     """Put the DPLM-2 layout into an ``EsmConfig`` (so an exported config.json says what it is).
 
     ``token_dropout`` is switched off: diffusion training feeds fully masked halves, and ESM's
-    rescaling by 1/(1 - mask fraction) is then a division by zero.
+    rescaling by 1/(1 - mask fraction) is then a division by zero. ``tied``: whether the LM
+    head's output matrix is the input embedding matrix (``tie_word_embeddings``; Hugging Face
+    re-ties them on load, and the saved file then holds the matrix once).
     """
     cfg.vocab_size = VOCAB_SIZE
     cfg.token_dropout = False
-    cfg.tie_word_embeddings = False
+    cfg.tie_word_embeddings = bool(tied)
     cfg.dplm2 = DPLM2Vocab().layout()
     return cfg
+
+
+def embeddings_tied(net) -> bool:
+    """Whether ``net``'s LM-head output matrix is its input embedding matrix (one Parameter)."""
+    return net.lm_head.decoder.weight is net.esm.embeddings.word_embeddings.weight
+
+
+def untie_embeddings(net) -> None:
+    """Give the LM head its own copy of the (tied) embedding matrix, in place; the config then
+    says untied, so saved weights hold both matrices."""
+    if embeddings_tied(net):
+        net.lm_head.decoder.weight = nn.Parameter(net.lm_head.decoder.weight.detach().clone())
+    net.config.tie_word_embeddings = False
 
 
 class Selected(NamedTuple):
@@ -288,11 +308,19 @@ class DPLM2LM(nn.Module):
     def sampling_logits(
         self, input_ids: torch.Tensor, single_modality: torch.Tensor | None = None
     ) -> torch.Tensor:
-        """(B, N, V) float32 logits for generation: modality-restricted, specials ``-inf``."""
-        logits = self(input_ids, single_modality).float()
-        return logits.masked_fill(self._forbidden, float("-inf")).masked_fill(
-            logits <= torch.finfo(logits.dtype).min, float("-inf")
-        )
+        """(B, N, V) float32 logits for generation: modality-restricted, specials ``-inf``.
+
+        Built in one pass: each half's logits over its own vocabulary slice (specials set to
+        ``-inf`` there) are written into a ``-inf`` tensor.
+        """
+        h = self.hidden_states(input_ids, single_modality)  # (B, N, H)
+        width = input_ids.shape[1] // 2
+        out = h.new_full((*input_ids.shape, VOCAB_SIZE), float("-inf"), dtype=torch.float32)
+        for cols, part in ((slice(0, width), slice(STRUCT_START, VOCAB_SIZE)),
+                           (slice(width, None), slice(0, N_AA))):
+            logits = self._project(h[:, cols], part).float()  # (B, W, len(part))
+            out[:, cols, part] = logits.masked_fill(self._forbidden[part], float("-inf"))
+        return out
 
     # -- save / load ------------------------------------------------------------------
     def num_parameters(self, trainable_only: bool = False) -> int:

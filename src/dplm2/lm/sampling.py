@@ -13,6 +13,12 @@ non-pad position is conditioning and is never changed. For step t = 1..N:
    tokens can be re-masked when they score low (as in DPLM's reparameterized decoding).
 
 After the last step r_N = 0, so nothing stays masked.
+
+Cost: steps 1-2 run only on the positions still masked, and on each position's own modality's
+slice of the vocabulary (structure half: ids 33..8228; amino-acid half: ids 0..32), never on
+all 8229 ids at every position: the model returns ``-inf`` outside a position's modality, so
+the slice holds every token it can emit and argmax / log-probabilities are unchanged (sampling
+draws the same distribution; its random stream differs from a full-vocabulary draw).
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ from collections.abc import Callable
 import torch
 
 from dplm2.config import ConfigError, StageConfig
-from dplm2.lm.vocab import MASK, PAD, STRUCT_MASK
+from dplm2.lm.vocab import MASK, N_AA, PAD, STRUCT_MASK, STRUCT_START, VOCAB_SIZE
 
 
 @dataclasses.dataclass(frozen=True)
@@ -153,22 +159,33 @@ def iterative_unmask(
     n_gen = gen_pos.sum(dim=1)  # (B,)
     temps = cfg.temperatures()
     s = cfg.noise_scale()
+    width = x.shape[1] // 2
+    # (columns of the half, vocabulary slice of its modality)
+    halves = ((slice(0, width), slice(STRUCT_START, VOCAB_SIZE)),
+              (slice(width, x.shape[1]), slice(0, N_AA)))
     for step in range(1, cfg.max_iter + 1):
         masked = x == mask_tok  # (B, N) still to decode (only ever inside gen_pos)
         masked &= gen_pos
         if not masked.any():
             break
-        logits = model.sampling_logits(x, single_modality).float()  # (B, N, V)
-        if temps is not None:
-            logits = logits / temps[step - 1]
-        logits = top_p_filter(logits, cfg.top_p)
-        logp = logits.log_softmax(dim=-1)  # (B, N, V)
-        if temps is None:
-            tok = logp.argmax(dim=-1)
-        else:
-            probs = logp.exp().reshape(-1, logp.shape[-1])
-            tok = torch.multinomial(probs, 1, generator=generator).view(x.shape)
-        tok_score = logp.gather(-1, tok[..., None]).squeeze(-1)  # (B, N)
+        logits = model.sampling_logits(x, single_modality)  # (B, N, V)
+        tok = x.clone()  # (B, N); only entries at ``masked`` are used
+        tok_score = torch.zeros_like(scores)  # (B, N)
+        for cols, part in halves:
+            sel = masked[:, cols]  # (B, W)
+            if not sel.any():
+                continue
+            lg = logits[:, cols, part][sel].float()  # (M, P): masked positions, own modality
+            if temps is not None:
+                lg = lg / temps[step - 1]
+            lg = top_p_filter(lg, cfg.top_p)
+            logp = lg.log_softmax(dim=-1)  # (M, P)
+            if temps is None:
+                k = logp.argmax(dim=-1)  # (M,)
+            else:
+                k = torch.multinomial(logp.exp(), 1, generator=generator).squeeze(-1)
+            tok[:, cols][sel] = k + part.start
+            tok_score[:, cols][sel] = logp.gather(-1, k[:, None]).squeeze(-1)
         x = torch.where(masked, tok, x)
         scores = torch.where(masked, tok_score, scores)
         rate = cfg.still_masked(step)

@@ -24,7 +24,7 @@ import torch
 
 from dplm2.config import StageConfig
 from dplm2.io import atomic_path, atomic_write_text
-from dplm2.lm.model import DPLM2LM, ModelConfig, mark_dplm2
+from dplm2.lm.model import DPLM2LM, ModelConfig, embeddings_tied, mark_dplm2
 from dplm2.lm.vocab import N_AA, VOCAB_SIZE
 
 log = logging.getLogger(__name__)
@@ -109,7 +109,7 @@ def build_network(cfg: InitConfig):
         extend_vocabulary(net, cfg.seed)
     elif vocab == VOCAB_SIZE:
         log.info("%s already has the DPLM-2 vocabulary: loaded as is", source)
-        mark_dplm2(net.config)
+        mark_dplm2(net.config, tied=embeddings_tied(net))
     else:
         raise ValueError(
             f"{source}: vocab_size {vocab} is neither ESM's {N_AA} nor DPLM-2's {VOCAB_SIZE}"
