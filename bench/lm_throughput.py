@@ -157,7 +157,7 @@ def main() -> None:
         "threads": torch.get_num_threads(),
         "precision": "bf16 autocast" if bf16 else "fp32",
         "matmul_peak_tflops": peak / 1e12,
-        "size": vars(args),
+        "size": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
         "network_tokens_per_step": args.batch * n,
         "models": {},
     }

@@ -9,9 +9,9 @@ codes, 14-49 distinct codes per chain). Recipe (``dplm2.lm.probe.memorise``): ti
 weighting, AdamW lr 2e-3 after 50 warm-up steps, clip 1.0, dropout 0.
 
 Measured on this machine (1 thread, other jobs running): both accuracies >= 95% after 1,300,
-1,600, 1,400 and 1,400 steps for seeds 0-3, ~0.085 s/step: ~2-2.5 minutes. One thread: the
-steps are too small to gain from a second one, and two threads on busy cores were measured
-5-10x slower (2.1 s/step).
+1,600, 1,400 and 2,700 steps for seeds 0-3 (this test: seed 0), ~0.085 s/step: ~2 minutes
+for seed 0, under 4 for the slowest seed. One thread: the steps are too small to gain from a
+second one, and two threads on busy cores were measured 5-10x slower (2.1 s/step).
 """
 
 from __future__ import annotations
@@ -30,13 +30,13 @@ def test_memorises_four_real_chains(tmp_path, tokenized4):
     torch.set_num_threads(1)
     try:
         t0 = time.time()
-        history = memorise(tokenized4, tmp_path, max_steps=2500, eval_every=100, target=0.95)
+        history = memorise(tokenized4, tmp_path, max_steps=3000, eval_every=100, target=0.95)
         wall = time.time() - t0
     finally:
         torch.set_num_threads(threads)
     last = history[-1]
     assert last["fold_acc"] >= 0.95 and last["inv_acc"] >= 0.95, history
-    assert last["step"] < 2500, history  # reached the target, not the step limit
+    assert last["step"] < 3000, history  # reached the target, not the step limit
     print(f"memorised at step {last['step']} in {wall:.0f} s: {last}")
 
 
