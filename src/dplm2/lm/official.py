@@ -312,7 +312,8 @@ def export_official(model: DPLM2LM, folder: str | os.PathLike, prefix: str = "")
     raw.update(architectures=["EsmForDPLM2"], model_type="esm", dplm_type="dplm2",
                vocab_size=VOCAB_SIZE, position_embedding_type="rotary", pad_token_id=1,
                mask_token_id=32, token_dropout=passes == 2, tie_word_embeddings=True)
-    state = {prefix + k: v.detach().contiguous().cpu() for k, v in model.net.state_dict().items()
+    # clone(): a tied model shares its embedding with the head; the released files hold both.
+    state = {prefix + k: v.detach().cpu().clone() for k, v in model.net.state_dict().items()
              if not k.startswith(IGNORED_PREFIXES) and not k.endswith(IGNORED_SUFFIXES)}
     folder = Path(folder)
     with atomic_path(folder, is_dir=True) as tmp:
