@@ -139,3 +139,17 @@ def test_cli_sample_folding(tmp_path):
     df = pl.read_parquet(out)
     assert df["sequence"].to_list() == [p.sequence for p in sorted(ps, key=lambda p: p.id)]  # kept
     assert all(len(t) == 20 and min(t) >= 0 for t in df["struct_tokens"].to_list())
+
+
+def test_fingerprint_allows_extending_a_run_but_not_changing_it(tmp_path):
+    """Raising max_steps (or checkpoint/log cadence) continues a run; a change of what is
+    trained (learning rate, model, data) starts over."""
+    from dplm2.lm.train import LMConfig, run_fingerprint
+
+    shard = write_token_shard(demo_proteins(2, length=20), tmp_path / "tokens-00000-of-00001.parquet")
+    base = {"train": {"max_steps": 10, "lr": 1e-3, "ckpt_every": 5}}
+    fp = run_fingerprint(LMConfig.from_dict(base), tmp_path, [shard])
+    longer = {"train": {"max_steps": 50, "lr": 1e-3, "ckpt_every": 25, "val_every": 7}}
+    assert run_fingerprint(LMConfig.from_dict(longer), tmp_path, [shard]) == fp
+    other = {"train": {"max_steps": 10, "lr": 2e-3, "ckpt_every": 5}}
+    assert run_fingerprint(LMConfig.from_dict(other), tmp_path, [shard]) != fp

@@ -121,11 +121,22 @@ def export_model(model: DPLM2LM, folder: str | os.PathLike) -> Path:
     return folder
 
 
+#: Train keys that may change between a run and its continuation.
+RESUMABLE_TRAIN_KEYS = ("max_steps", "val_every", "ckpt_every", "log_every", "keep_checkpoints")
+
+
 def run_fingerprint(
     cfg: LMConfig, init_dir: str | os.PathLike, shards: Sequence[str | os.PathLike]
 ) -> str:
-    """Hash of what a training run depends on: config, initial model, token shards."""
-    h = hashlib.sha256(json.dumps(cfg.to_dict(), sort_keys=True, default=str).encode())
+    """Hash of what a training run depends on: config, initial model, token shards.
+
+    Keys that only say how long to train or how often to log/validate/checkpoint, and the
+    process count, are left out: raising ``train.max_steps`` (or moving to more GPUs)
+    continues the earlier run from its last checkpoint instead of starting over."""
+    d = cfg.to_dict()
+    d.pop("nproc_per_node", None)
+    d["train"] = {k: v for k, v in d["train"].items() if k not in RESUMABLE_TRAIN_KEYS}
+    h = hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode())
     init = Path(init_dir)
     for name in ("config.json", "init.json"):
         if (init / name).is_file():
