@@ -154,7 +154,13 @@ class StructureDecoder(nn.Module):
             z = self.seq_to_pair(s)  # [B, L, L, pair_dim]
         residx = torch.arange(l, device=mask.device).expand(b, l)
         aatype = torch.zeros(b, l, dtype=torch.long, device=mask.device)
-        n_rec = 0 if self.training else (self.cfg.recycles if recycles is None else recycles)
+        if self.training:
+            # As in AlphaFold2/ESMFold training: a uniformly drawn number of recycles (extra
+            # no-grad passes) so that the recycling embeddings used at inference are trained;
+            # always 0 would leave them at their random initialisation.
+            n_rec = int(torch.randint(0, self.cfg.recycles + 1, ())) if self.cfg.recycles else 0
+        else:
+            n_rec = self.cfg.recycles if recycles is None else recycles
         # The triangular blocks multiply by the mask: it must be float.
         out = self.trunk(s, z, aatype, residx, mask.to(s.dtype), no_recycles=n_rec)
         pair = out["s_z"]
