@@ -148,7 +148,9 @@ class EsmFoldBackend:
             idx = order[start : start + self.batch_size]
             batch = [seqs[i] for i in idx]
             aatype, mask = _esmfold_inputs(batch, self.device)
-            with torch.inference_mode():
+            # no_grad, not inference_mode: openfold's rigid utils cache a constant tensor on first
+            # use, and an inference tensor there breaks later training in the same process.
+            with torch.no_grad():
                 pred = self.net(aatype, mask, num_recycles=self.num_recycles)
             host = {k: v.detach().float().cpu().numpy() if v.is_floating_point() else v.cpu().numpy()
                     for k, v in pred.items() if isinstance(v, torch.Tensor)}
@@ -227,7 +229,9 @@ class Dplm2FoldingBackend:
         for start in range(0, len(seqs), self.batch_size):
             batch = seqs[start : start + self.batch_size]
             ids, width = vocab.collate([vocab.encode(s, None) for s in batch])
-            with torch.inference_mode():
+            # no_grad, not inference_mode: openfold's rigid utils cache a constant tensor on first
+            # use, and an inference tensor there breaks later training in the same process.
+            with torch.no_grad():
                 tokens, _ = iterative_unmask(self.lm, ids.to(self.device), self.sampler,
                                              generator=gen)
                 codes = [vocab.decode_struct(tokens[i, :width].cpu())[: len(s)]
