@@ -179,15 +179,19 @@ class Fetcher:
             with open(path, "rb") as fh:
                 yield iter(lambda: fh.read(CHUNK), b"")
             return
+        resp = self._get(url)
+        with resp:
+            self._check_status(url, resp)
+            yield self._chunks(url, resp)
+
+    def _get(self, url: str) -> requests.Response:
+        """Start a streamed GET; network errors become :class:`TransientError` (retried)."""
         try:
-            resp = self._session().get(
+            return self._session().get(
                 url, stream=True, timeout=(self.cfg.connect_timeout, self.cfg.read_timeout)
             )
         except requests.RequestException as exc:
             raise TransientError(f"{url}: {type(exc).__name__}: {exc}") from exc
-        with resp:
-            self._check_status(url, resp)
-            yield self._chunks(url, resp)
 
     @contextmanager
     def open_stream(self, url: str) -> Iterator[BinaryIO]:
@@ -199,12 +203,7 @@ class Fetcher:
             with open(path, "rb") as fh:
                 yield fh
             return
-        try:
-            resp = self._session().get(
-                url, stream=True, timeout=(self.cfg.connect_timeout, self.cfg.read_timeout)
-            )
-        except requests.RequestException as exc:
-            raise TransientError(f"{url}: {type(exc).__name__}: {exc}") from exc
+        resp = self._get(url)
         with resp:
             self._check_status(url, resp)
             resp.raw.decode_content = True
