@@ -8,7 +8,6 @@ language model costs no extra download. Weights load through safetensors (no pic
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -17,7 +16,7 @@ from pathlib import Path
 import torch
 
 from dplm2.config import ConfigError
-from dplm2.io import atomic_path, atomic_write_text
+from dplm2.io import atomic_path, atomic_write_text, sha256_file
 from dplm2.tokenizer.config import ModelConfig
 from dplm2.tokenizer.model import StructureTokenizer
 
@@ -26,15 +25,6 @@ log = logging.getLogger(__name__)
 WEIGHTS_NAME = "model.safetensors"
 CONFIG_NAME = "config.json"
 MODEL_TYPE = "dplm2-structure-tokenizer"
-
-
-def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
-    """Hex sha256 of a file (the tokenizer hash stored in token shards)."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            h.update(block)
-    return h.hexdigest()
 
 
 def save_tokenizer(model: StructureTokenizer, folder: str | os.PathLike) -> Path:
