@@ -65,6 +65,12 @@ def main(argv=None) -> int:
                     help="expected seconds per step, to turn the budget into max_steps")
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--crop-min", type=int, default=0,
+                    help="tokenizer.data.random_crop_min (0 = whole chains only)")
+    ap.add_argument("--unclamped", type=float, default=0.0,
+                    help="tokenizer.loss.fape_unclamped_fraction")
+    ap.add_argument("--recycles", type=int, default=0)
+    ap.add_argument("--batch-size", type=int, default=3)
     ap.add_argument("--out", default=str(REPO / "results/bench/tokenizer_overfit"))
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
@@ -79,11 +85,13 @@ def main(argv=None) -> int:
     records = load_records()
     steps = max(10, int(args.minutes * 60 / args.step_seconds))
     cfg = TokenizerConfig.from_dict({
-        "model": MODEL,
+        "model": {**MODEL, "recycles": args.recycles},
         # violation off: at initialisation every atom sits at the origin and the clash term
         # (x0.3 x sqrt(L)) dominates the loss (536 at step 1) and kept FAPE flat for 600 steps.
-        "loss": {"frac_per_sample_entropy": 0.25, "violation": 0.0},
-        "data": {"crop_length": 160, "batch_size": 3},
+        "loss": {"frac_per_sample_entropy": 0.25, "violation": 0.0,
+                 "fape_unclamped_fraction": args.unclamped},
+        "data": {"crop_length": 160, "batch_size": args.batch_size,
+                 "random_crop_min": args.crop_min},
         "train": {"max_steps": steps, "lr": args.lr, "warmup_steps": 20, "end_lr": args.lr / 4,
                   "val_every": 0, "ckpt_every": 100, "log_every": 25, "precision": "fp32"},
     })

@@ -91,3 +91,35 @@ def test_lddt_perfect_is_one(records):
     ca = batch["coords"][:, :, 1]
     lddt = L.lddt_ca(ca, ca, batch["mask"])
     assert np.allclose(lddt[batch["mask"]].numpy(), 1.0)
+
+
+def test_unclamped_fape_only_for_selected_chains(records):
+    coords, mask, rot, trans, pos, pmask = _frames_points(records)
+    far = coords + 25.0 * torch.randn(coords.shape, generator=torch.Generator().manual_seed(1),
+                                      dtype=coords.dtype)
+    prot, ptrans = backbone_frames(far, mask)
+    ppos = far[:, :, :3].reshape(pos.shape)
+    clamped = L.fape(prot, ptrans, ppos, rot, trans, pos, mask, pmask, clamp=10.0)
+    mixed = L.fape(prot, ptrans, ppos, rot, trans, pos, mask, pmask, clamp=10.0,
+                   unclamped=torch.tensor([True, False]))
+    assert clamped[0] <= 1.0 + 1e-9  # clamp 10 A / length scale 10 A
+    assert mixed[0] > clamped[0] * 1.5  # errors beyond the clamp count for chain 0
+    assert torch.equal(mixed[1], clamped[1])
+
+
+def test_random_crop_min_shortens_half_the_chains(records):
+    from dplm2.tokenizer.config import DataConfig
+    from dplm2.tokenizer.data import TrainBatches
+
+    recs = [r for r in records if len(r.chain) > 60][:2]
+    cfg = DataConfig(crop_length=512, batch_size=8, random_crop_min=30)
+    lengths = []
+    for step in range(10):
+        b = TrainBatches(recs, cfg, seed=0)(step)
+        lengths += b["mask"].sum(1).tolist()
+        again = TrainBatches(recs, cfg, seed=0)(step)
+        assert torch.equal(b["coords"], again["coords"])  # a pure function of the step
+    full = {int(r.observed().sum()) for r in recs}
+    short = [n for n in lengths if n not in full]
+    assert 0.25 < len(short) / len(lengths) < 0.75
+    assert min(short) >= 30 - 2  # a few unobserved residues may fall in the window

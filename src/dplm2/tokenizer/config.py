@@ -142,6 +142,9 @@ class ModelConfig(StageConfig):
 class LossConfig(StageConfig):
     """Loss weights and constants (spec section 2: all weights 1.0 except violation 0.3).
 
+    ``fape_unclamped_fraction``: the share of chains whose FAPE is not clamped (AlphaFold2
+    trains 10% of its batches unclamped, supplement 1.11.5, which pulls a wrong global topology
+    -- e.g. a mirrored helix packing -- back; the spec clamps always, so 0 by default).
     ``plddt`` trains the confidence head on detached decoder states (written to the B-factor
     column of decoded files); it cannot change the tokens or the structure.
     """
@@ -149,6 +152,7 @@ class LossConfig(StageConfig):
     fape: float = 1.0
     fape_clamp: float = 10.0
     fape_length_scale: float = 10.0
+    fape_unclamped_fraction: float = 0.0
     distogram: float = 1.0
     aa: float = 1.0
     violation: float = 0.3
@@ -165,6 +169,8 @@ class LossConfig(StageConfig):
             v = getattr(self, f.name)
             if isinstance(v, float) and v < 0:
                 raise ConfigError(f"tokenizer.loss.{f.name} must be >= 0, got {v}")
+        if not 0.0 <= self.fape_unclamped_fraction <= 1.0:
+            raise ConfigError("tokenizer.loss.fape_unclamped_fraction must be in [0, 1]")
         if not 0.0 < self.frac_per_sample_entropy <= 1.0:
             raise ConfigError("tokenizer.loss.frac_per_sample_entropy must be in (0, 1]")
         if self.entropy_temperature <= 0 or self.fape_length_scale <= 0:
@@ -191,6 +197,11 @@ class DataConfig(StageConfig):
         Split used for validation.
     val_max_chains, val_max_length : int
         Validation set size and the crop applied to long validation chains.
+    random_crop_min : int
+        0 = off. Otherwise half of the training chains are further cropped to a random length
+        in ``[random_crop_min, length)`` (as the spec does for the LM): with few training chains
+        the decoder can otherwise recognise a chain by its length and absolute positions and
+        ignore the tokens.
     """
 
     crop_length: int = 512
@@ -201,8 +212,11 @@ class DataConfig(StageConfig):
     val_split: str = "valid"
     val_max_chains: int = 32
     val_max_length: int = 512
+    random_crop_min: int = 0
 
     def __post_init__(self) -> None:
+        if self.random_crop_min < 0:
+            raise ConfigError("tokenizer.data.random_crop_min must be >= 0 (0 = off)")
         if self.crop_length < 8 or self.batch_size < 1 or self.val_max_length < 8:
             raise ConfigError("tokenizer.data: crop_length/val_max_length >= 8, batch_size >= 1")
         if self.max_train_chains < 0 or self.val_max_chains < 0 or self.min_length < 1:

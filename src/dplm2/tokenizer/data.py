@@ -144,4 +144,12 @@ class TrainBatches:
         idx = rng.integers(0, len(self.records), size=self.cfg.batch_size)
         recs = [self.records[i] for i in idx]
         windows = [crop_window(len(r.chain), self.cfg.crop_length, rng) for r in recs]
+        lo = self.cfg.random_crop_min
+        if lo:
+            # Half of the chains: a shorter random window, so length and absolute position no
+            # longer identify a chain (the decoder must read the tokens).
+            for i, (a, b) in enumerate(windows):
+                if b - a > lo and rng.random() < 0.5:
+                    windows[i] = crop_window(b - a, int(rng.integers(lo, b - a)), rng)
+                    windows[i] = (a + windows[i][0], a + windows[i][1])
         return collate(recs, windows)

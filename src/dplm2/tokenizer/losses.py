@@ -34,6 +34,7 @@ def fape(
     clamp: float = 10.0,
     length_scale: float = 10.0,
     eps: float = 1e-4,
+    unclamped: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Frame-aligned point error (AF2 Alg. 28), one value per batch element.
 
@@ -44,6 +45,8 @@ def fape(
     pred_pos, true_pos : ``[B, P, 3]`` points
     frame_mask : ``[B, L]``; pos_mask : ``[B, P]``
     clamp, length_scale : A
+    unclamped : ``[B]`` bool, optional
+        Batch elements whose error is not clamped (AF2 supplement 1.11.5).
 
     Returns
     -------
@@ -54,13 +57,14 @@ def fape(
     local_true = torch.einsum("blji,blpj->blpi", true_rot, true_pos[:, None] - true_trans[:, :, None])
     err = torch.sqrt(((local_pred - local_true) ** 2).sum(-1) + eps)  # [B, L, P]
     if clamp is not None and clamp > 0:
-        err = err.clamp(max=clamp)
+        clamped = err.clamp(max=clamp)
+        err = clamped if unclamped is None else torch.where(unclamped[:, None, None], err, clamped)
     w = frame_mask[:, :, None].to(err.dtype) * pos_mask[:, None, :].to(err.dtype)
     return (err * w).sum((1, 2)) / length_scale / w.sum((1, 2)).clamp(min=1.0)
 
 
 def backbone_fape(out: dict, coords: torch.Tensor, mask: torch.Tensor, clamp: float,
-                  length_scale: float) -> torch.Tensor:
+                  length_scale: float, unclamped: torch.Tensor | None = None) -> torch.Tensor:
     """Backbone FAPE averaged over all structure-module blocks, ``[B]``.
 
     Frames: the predicted backbone frames of each block vs. frames built from the true N, CA, C;
@@ -79,7 +83,7 @@ def backbone_fape(out: dict, coords: torch.Tensor, mask: torch.Tensor, clamp: fl
         pred_trans = rigid.get_trans()
         pred_pos = positions[:, :, :3].reshape(b, l * 3, 3)
         losses.append(fape(pred_rot, pred_trans, pred_pos, true_rot, true_trans, true_pos,
-                           mask, pos_mask, clamp, length_scale))
+                           mask, pos_mask, clamp, length_scale, unclamped=unclamped))
     return torch.stack(losses).mean(0)
 
 

@@ -103,9 +103,13 @@ class StructureTokenizer(nn.Module):
         mask, coords = batch["mask"], batch["coords"].float()
         q: QuantizerOutput = out["quant"]
         positions = out["positions"].float()
+        unclamped = None
+        if self.training and c.fape_unclamped_fraction > 0:
+            unclamped = torch.rand(mask.shape[0], device=mask.device) < c.fape_unclamped_fraction
         terms = {
             "fape": L.backbone_fape({"frames": out["frames"].float(), "positions": positions},
-                                    coords, mask, c.fape_clamp, c.fape_length_scale).mean(),
+                                    coords, mask, c.fape_clamp, c.fape_length_scale,
+                                    unclamped).mean(),
             "distogram": L.distogram_loss(out["distogram_logits"], coords, mask).mean(),
             "aa": L.aa_loss(out["aa_logits"], batch["aatype"], mask).mean(),
             "violation": L.violation_loss(positions[-1][:, :, :4], coords, mask).mean(),
