@@ -6,6 +6,8 @@
 # One rule per task; config `generate.tasks` picks which the workflow builds. Folding and
 # inverse folding take the `split` rows of the token shards (true backbones from the chain
 # shards); scaffolding reads the benchmark table and/or the user's own structure files.
+# ss_cogen (secondary-structure-conditioned co-generation) needs the p(SS | token) table that
+# rule ss_table counts on the training chains: results/generate/ss_table.parquet.
 
 import json
 import os
@@ -21,8 +23,13 @@ GENERATE_TARGETS = [res("generate", task, "samples.parquet") for task in GEN_TAS
 GEN_COMMON = {k: config["generate"][k] for k in ("seed", "batch_size", "decode_batch_size")}
 GEN_PARAMS = {
     task: json.dumps({**GEN_COMMON, task: config["generate"].get(task, {})}, sort_keys=True)
-    for task in ("cogen", "sequence", "backbone", "folding", "inverse_folding", "scaffold")
+    for task in ("cogen", "sequence", "backbone", "folding", "inverse_folding", "scaffold", "ss_cogen")
 }
+GEN_SS = config["generate"].get("ss_cogen", {})
+GEN_SS_TABLE_PARAMS = json.dumps(
+    {"ss_cogen": {k: GEN_SS[k] for k in ("table_split", "table_smoothing") if k in GEN_SS}},
+    sort_keys=True,
+)
 
 # Scaffolding inputs: the benchmark table and the user problems' structure files.
 GEN_SCAFFOLD_INPUTS = [p["pdb"] for p in config["generate"]["scaffold"].get("problems", [])] + (
@@ -228,3 +235,61 @@ rule generate_scaffold:
     shell:
         "dplm2 generate {params.command} --lm {params.lm:q} --tokenizer {params.tokenizer:q} "
         "--out {params.out:q} --threads {threads} --params {params.cfg:q} > {log:q} 2>&1"
+
+
+rule ss_table:
+    """p(SS | structure token): tokens of the training chains x P-SEA on their real CA traces."""
+    input:
+        tokens=[res("tokens", f"tokens-{s}.parquet") for s in GEN_SHARDS],
+        chains=[res("chains", f"chains-{s}.parquet") for s in GEN_SHARDS],
+    output:
+        res("generate", "ss_table.parquet"),
+    log:
+        res("logs", "generate", "ss_table.log"),
+    benchmark:
+        res("benchmarks", "generate", "ss_table.tsv")
+    conda:
+        "../../envs/torch.yaml"
+    threads: 1
+    resources:
+        mem_mb=lambda wc, attempt: 4000 * attempt,
+        runtime=lambda wc, attempt: 60 * attempt,
+    params:
+        code=code_version("generate", "process", "tokenizer"),
+        cfg=GEN_SS_TABLE_PARAMS,
+    shell:
+        "dplm2 generate ss-table --tokens {input.tokens:q} --chains {input.chains:q} "
+        "--out {output:q} --params {params.cfg:q} > {log:q} 2>&1"
+
+
+rule generate_ss_cogen:
+    input:
+        **GEN_MODELS,
+        table=res("generate", "ss_table.parquet"),
+    output:
+        samples=res("generate", "ss_cogen", "samples.parquet"),
+        aatype=res("generate", "ss_cogen", "aatype.fasta"),
+        struct_token=res("generate", "ss_cogen", "struct_token.fasta"),
+        pdb=directory(res("generate", "ss_cogen", "pdb")),
+    log:
+        res("logs", "generate", "ss_cogen.log"),
+    benchmark:
+        res("benchmarks", "generate", "ss_cogen.tsv")
+    conda:
+        "../../envs/torch.yaml"
+    threads: 2
+    resources:
+        mem_mb=lambda wc, attempt: 4000 * attempt,
+        runtime=lambda wc, attempt: 60 * attempt,
+        gpu=0,
+    params:
+        code=code_version("generate", "lm", "tokenizer"),
+        cfg=GEN_PARAMS["ss_cogen"],
+        command="ss-cogen",
+        lm=lambda wc, input: os.path.dirname(input.lm_weights),
+        tokenizer=lambda wc, input: os.path.dirname(input.tok_weights),
+        out=lambda wc, output: os.path.dirname(output.samples),
+    shell:
+        "dplm2 generate {params.command} --lm {params.lm:q} --tokenizer {params.tokenizer:q} "
+        "--out {params.out:q} --threads {threads} --params {params.cfg:q} "
+        "--ss-table {input.table:q} > {log:q} 2>&1"

@@ -7,11 +7,15 @@
 ``folding``        sequence -> structure, from token shards (a split), FASTA or structure files
 ``inverse-folding``  structure -> sequence, from token shards or structure files
 ``scaffold``       motif scaffolding: config problems, or ``--pdb FILE --contig SPEC``
+``ss-cogen``       co-generation guided toward per-residue H/E/L strings (``--ss``; needs
+                   ``--ss-table``); alias ``ss_cogen``
+``ss-table``       build that table, ``p(SS | structure token)``, from token + chain shards
 =================  ===========================================================================
 
 Every command takes ``--lm`` (exported model folder), ``--tokenizer`` (tokenizer folder),
 ``--out`` (the task's output folder) and ``--params`` (the config's ``generate`` section as
-JSON). Heavy imports happen inside the command functions.
+JSON); ``ss-table`` takes shards and ``--out`` only. Heavy imports happen inside the command
+functions.
 """
 
 from __future__ import annotations
@@ -38,9 +42,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "folding": "predict structure tokens (and a backbone) for given sequences",
         "inverse-folding": "design sequences for given structure tokens",
         "scaffold": "scaffold motifs: config problems or --pdb/--contig",
+        "ss-cogen": "co-generate toward per-residue secondary-structure strings (H/E/L)",
     }
     for name, text in helps.items():
-        p = cmds.add_parser(name, help=text)
+        p = cmds.add_parser(name, help=text, aliases=["ss_cogen"] if name == "ss-cogen" else [])
         p.add_argument("--lm", required=True, type=Path, help="language model folder (results/lm/model)")
         p.add_argument("--tokenizer", required=True, type=Path, help="tokenizer folder (results/tokenizer)")
         p.add_argument("--out", required=True, type=Path, help="output folder of this task")
@@ -63,7 +68,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             p.add_argument("--length", help="total length range, e.g. '60-90' (optional)")
             p.add_argument("--name", help="problem name for --pdb (default: the file's stem)")
             p.add_argument("--samples", type=int, help="override scaffold.samples_per_problem")
+        if name == "ss-cogen":
+            p.add_argument("--ss-table", required=True, type=Path,
+                           help="p(SS | token) table (dplm2 generate ss-table; results/generate/ss_table.parquet)")
+            p.add_argument("--ss", action="append", metavar="STRING",
+                           help="target string, one letter per residue: H, E, L/C/- (repeatable; "
+                           "overrides ss_cogen.ss)")
+            p.add_argument("--num-samples", type=int, help="override ss_cogen.samples_per_ss")
+            p.add_argument("--guidance-weight", type=float, help="override ss_cogen.guidance_weight")
         p.set_defaults(func=cmd_generate, task=name.replace("-", "_"))
+    t = cmds.add_parser("ss-table", help="estimate p(SS | structure token) from token + chain shards")
+    t.add_argument("--tokens", nargs="+", required=True, type=Path, help="token shards or their folder")
+    t.add_argument("--chains", nargs="+", required=True, type=Path, help="chain shards or their folder")
+    t.add_argument("--out", required=True, type=Path, help="output Parquet table")
+    t.add_argument("--params", default="{}", help="the config's generate section as JSON (ss_cogen.table_*)")
+    t.add_argument("--split", help="override ss_cogen.table_split")
+    t.add_argument("--smoothing", type=float, help="override ss_cogen.table_smoothing")
+    t.set_defaults(func=cmd_ss_table)
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
@@ -83,6 +104,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     seed = cfg.seed if args.seed is None else int(args.seed)
     task = args.task
     out: Path = args.out
+    ss_cfg = _ss_cogen_config(args, cfg.ss_cogen) if task == "ss_cogen" else None  # fail before loading
     rt = Runtime.load(args.lm, args.tokenizer, args.device)
     log.info("%s: LM %s, tokenizer %s, code %s, device %s, seed %d", task, rt.lm_hash,
              rt.tokenizer_hash, rt.code_hash, rt.device, seed)
@@ -94,16 +116,59 @@ def cmd_generate(args: argparse.Namespace) -> int:
         task_cfg = getattr(cfg, task)
         targets = _conditional_targets(args, task, task_cfg, rt, out)
         samples = tasks.generate_conditional(rt, task, targets, task_cfg, **kw)
+    elif task == "ss_cogen":
+        from dplm2.generate.ss_guidance import SSTable
+
+        task_cfg = ss_cfg
+        table = SSTable.read(args.ss_table, expect_tokenizer=rt.tokenizer_sha256)
+        samples = tasks.generate_ss_cogen(rt, task_cfg, table, **kw)
     else:
         task_cfg = cfg.scaffold
         if args.samples is not None:
             task_cfg = dataclasses.replace(task_cfg, samples_per_problem=int(args.samples))
         problems = _scaffold_problems(args, task_cfg)
         samples = tasks.generate_scaffold(rt, problems, task_cfg, out_dir=out, **kw)
+    sampling = task_cfg.sampling.to_dict()
+    extra: dict = {}
+    if task == "ss_cogen":
+        from dplm2.generate.outputs import SS_FIELDS
+        from dplm2.io import sha256_file
+
+        sampling["ss_guidance_weight"] = float(task_cfg.guidance_weight)
+        extra = dict(extra_fields=SS_FIELDS, extra_meta={
+            "ss_table_sha256": sha256_file(args.ss_table), "ss_targets": list(task_cfg.ss)})
     prov = Provenance(task=task, lm_hash=rt.lm_hash, tokenizer_hash=rt.tokenizer_hash,
-                      code_hash=rt.code_hash, seed=seed, sampling=task_cfg.sampling.to_dict())
-    path = write_task_outputs(out, samples, prov, per_length=task in UNCONDITIONAL)
+                      code_hash=rt.code_hash, seed=seed, sampling=sampling)
+    path = write_task_outputs(out, samples, prov, per_length=task in UNCONDITIONAL, **extra)
     log.info("%s: %d samples -> %s in %.1f s", task, len(samples), path, time.time() - t0)
+    return 0
+
+
+def _ss_cogen_config(args, cfg):
+    """``generate.ss_cogen`` with the command-line overrides (validated again)."""
+    import dataclasses
+
+    changes = {}
+    if args.ss:
+        changes["ss"] = tuple(args.ss)
+    if args.num_samples is not None:
+        changes["samples_per_ss"] = int(args.num_samples)
+    if args.guidance_weight is not None:
+        changes["guidance_weight"] = float(args.guidance_weight)
+    return dataclasses.replace(cfg, **changes) if changes else cfg
+
+
+def cmd_ss_table(args: argparse.Namespace) -> int:
+    from dplm2.generate.config import GenerateConfig
+    from dplm2.generate.ss_guidance import build_table
+
+    t0 = time.time()
+    cfg = GenerateConfig.from_json(args.params, "generate").ss_cogen
+    split = args.split or cfg.table_split
+    smoothing = cfg.table_smoothing if args.smoothing is None else float(args.smoothing)
+    table = build_table(args.tokens, args.chains, split=split, smoothing=smoothing)
+    table.write(args.out)
+    log.info("ss table: %d codes -> %s in %.1f s", table.codebook_size, args.out, time.time() - t0)
     return 0
 
 

@@ -13,6 +13,7 @@ inverse       structure tokens given; amino acids generated
 scaffold      motif tokens + amino acids fixed at contig positions; the rest co-generated
 sequence      amino acids alone (structure half blinded: single-modality attention)
 backbone      structure tokens alone (amino-acid half blinded); decoded by the tokenizer
+ss_cogen      a per-residue H/E/L string; co-generation guided toward it (length = the string)
 ============  ================================================================================
 """
 
@@ -24,7 +25,9 @@ from typing import Any, ClassVar
 from dplm2.config import ConfigError, StageConfig
 from dplm2.lm.sampling import SamplerConfig
 
-TASKS = ("cogen", "sequence", "backbone", "folding", "inverse_folding", "scaffold")
+TASKS = ("cogen", "sequence", "backbone", "folding", "inverse_folding", "scaffold", "ss_cogen")
+#: Default target of ss_cogen: helix, two-strand hairpin, helix (56 residues).
+DEFAULT_SS = "LLHHHHHHHHHHHHHHLLLLEEEEEELLLLEEEEEELLLLHHHHHHHHHHHHHHLL"
 #: Unconditional settings of the reference (co-generation, sequence-/backbone-only).
 UNCONDITIONAL = {"max_iter": 500, "strategy": "annealing@2.0:1.0", "unmasking": "stochastic1.0"}
 #: Conditional settings of the reference (folding, inverse folding): argmax, deterministic.
@@ -147,6 +150,55 @@ class ScaffoldConfig(_TaskConfig):
 
 
 @dataclasses.dataclass(frozen=True)
+class SSCogenConfig(_TaskConfig):
+    """Secondary-structure-conditioned co-generation (:mod:`dplm2.generate.ss_guidance`).
+
+    Parameters
+    ----------
+    ss : list of str
+        Target strings, one letter per residue: H (helix), E (strand), L / C / - (loop). Each
+        gives ``samples_per_ss`` designs of its length.
+    samples_per_ss : int
+        Designs per target string.
+    guidance_weight : float
+        ``w`` in ``logits += w * log p(ss | code)`` (0 = plain co-generation; 1 = Bayes).
+    table_split : str
+        Split of the token/chain shards the ``p(SS | code)`` table is counted on.
+    table_smoothing : float
+        Laplace pseudo-count pulling each code's SS distribution toward the overall one.
+    sampling : SamplerConfig
+        Decoding settings (as co-generation).
+    """
+
+    ss: tuple[str, ...] = (DEFAULT_SS,)
+    samples_per_ss: int = 100
+    guidance_weight: float = 1.0
+    table_split: str = "train"
+    table_smoothing: float = 1.0
+    sampling: SamplerConfig = _sampler(UNCONDITIONAL)
+
+    def __post_init__(self) -> None:
+        from dplm2.generate.ss_guidance import parse_ss
+
+        if isinstance(self.ss, str):
+            object.__setattr__(self, "ss", (self.ss,))
+        object.__setattr__(self, "ss", tuple(self.ss))
+        if not self.ss:
+            raise ConfigError("ss_cogen.ss: give at least one secondary-structure string")
+        for i, s in enumerate(self.ss):
+            try:
+                parse_ss(s)
+            except ValueError as exc:
+                raise ConfigError(f"ss_cogen.ss[{i}]: {exc}") from None
+        if self.samples_per_ss < 1:
+            raise ConfigError(f"ss_cogen.samples_per_ss must be >= 1, got {self.samples_per_ss}")
+        if not float(self.guidance_weight) >= 0:
+            raise ConfigError(f"ss_cogen.guidance_weight must be >= 0, got {self.guidance_weight}")
+        if not float(self.table_smoothing) > 0:
+            raise ConfigError(f"ss_cogen.table_smoothing must be > 0, got {self.table_smoothing}")
+
+
+@dataclasses.dataclass(frozen=True)
 class GenerateConfig(StageConfig):
     """The ``generate:`` section.
 
@@ -172,6 +224,7 @@ class GenerateConfig(StageConfig):
     folding: ConditionalTaskConfig = dataclasses.field(default_factory=ConditionalTaskConfig)
     inverse_folding: ConditionalTaskConfig = dataclasses.field(default_factory=ConditionalTaskConfig)
     scaffold: ScaffoldConfig = dataclasses.field(default_factory=ScaffoldConfig)
+    ss_cogen: SSCogenConfig = dataclasses.field(default_factory=SSCogenConfig)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "tasks", tuple(self.tasks))

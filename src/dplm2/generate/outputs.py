@@ -16,7 +16,10 @@ reference_path, reference_chain, seed``; scaffolding adds ``contig`` (the sample
 contig), ``motif_indices`` / ``motif_positions`` (motif residues in the design) and
 ``motif_reference_indices`` / ``reference_motif_positions`` (the same residues in the
 reference file), ``motif_labels``; backbone-only samples carry the decoder's residue types in
-``sequence`` (``sequence_source`` says which).
+``sequence`` (``sequence_source`` says which). ``ss_cogen`` adds :data:`SS_FIELDS`:
+``target_ss`` (the requested string), ``decoded_ss`` (P-SEA on the decoded CA trace, H/E/L),
+``ss_agreement`` (fraction of positions where they match), ``token_ss`` / ``token_ss_agreement``
+(the SS table's most likely state of each sampled code, and its match), ``guidance_weight``.
 """
 
 from __future__ import annotations
@@ -55,6 +58,16 @@ SAMPLE_SCHEMA = pa.schema(
     ]
 )
 
+#: Extra columns of the ss_cogen task (:mod:`dplm2.generate.ss_guidance`).
+SS_FIELDS = (
+    pa.field("target_ss", pa.string()),
+    pa.field("decoded_ss", pa.string()),
+    pa.field("ss_agreement", pa.float64()),
+    pa.field("token_ss", pa.string()),
+    pa.field("token_ss_agreement", pa.float64()),
+    pa.field("guidance_weight", pa.float64()),
+)
+
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class Sample:
@@ -81,6 +94,7 @@ class Sample:
     motif_indices: tuple[int, ...] | None = None
     motif_reference_indices: tuple[int, ...] | None = None
     motif_labels: tuple[str, ...] | None = None
+    extra: dict[str, Any] | None = None  # task-specific columns (``extra_fields`` of the writer)
 
     def __post_init__(self) -> None:
         n = len(self.sequence)
@@ -124,6 +138,7 @@ class Sample:
             "motif_positions": motif,
             "reference_motif_positions": ref,
             "motif_labels": None if self.motif_labels is None else list(self.motif_labels),
+            **(self.extra or {}),
         }
 
 
@@ -173,8 +188,13 @@ def write_task_outputs(
     samples: Sequence[Sample],
     prov: Provenance,
     per_length: bool = False,
+    extra_fields: Sequence[pa.Field] = (),
+    extra_meta: dict[str, Any] | None = None,
 ) -> Path:
-    """Write a task's files (module docstring); ``samples.parquet`` last. Returns its path."""
+    """Write a task's files (module docstring); ``samples.parquet`` last. Returns its path.
+
+    ``extra_fields`` are appended to :data:`SAMPLE_SCHEMA` (filled from each sample's ``extra``);
+    ``extra_meta`` is added to the Parquet metadata."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     ids = [s.sample_id for s in samples]
@@ -195,7 +215,10 @@ def write_task_outputs(
             sub = out / f"length_{length}"
             atomic_write_text(sub / "aatype.fasta", _fasta(group, prov, tokens=False))
             atomic_write_text(sub / "struct_token.fasta", _fasta(group, prov, tokens=True))
-    table = pa.Table.from_pylist([s.to_row() for s in samples], schema=SAMPLE_SCHEMA)
+    schema = SAMPLE_SCHEMA
+    for field in extra_fields:
+        schema = schema.append(field)
+    table = pa.Table.from_pylist([s.to_row() for s in samples], schema=schema)
     meta = {
         "stage": "generate",
         "task": prov.task,
@@ -204,6 +227,7 @@ def write_task_outputs(
         "git": prov.code_hash,
         "seed": prov.seed,
         "sampling": prov.sampling,
+        **(extra_meta or {}),
     }
     return write_parquet(table, out / "samples.parquet", meta)
 

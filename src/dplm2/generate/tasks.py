@@ -15,6 +15,7 @@ inverse         given tokens                            all ``<mask>``
 scaffold        motif tokens at motif positions, masks  motif residues at motif positions, masks
 sequence        ``<unk_struct>`` (blind: single-modal)  all ``<mask>``
 backbone        all ``<mask_struct>``                   ``<unk>`` (blind: single-modality)
+ss_cogen        all ``<mask_struct>`` + SS guidance     all ``<mask>``
 ==============  ======================================  =======================================
 
 Seeds: every batch gets its own generator seeded from (base seed, task, the batch's sample
@@ -34,11 +35,17 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from dplm2.generate.config import ConditionalTaskConfig, LengthTaskConfig, ScaffoldConfig
+from dplm2.generate.config import (
+    ConditionalTaskConfig,
+    LengthTaskConfig,
+    ScaffoldConfig,
+    SSCogenConfig,
+)
 from dplm2.generate.motif import Motif, resolve_motif
 from dplm2.generate.outputs import Sample
 from dplm2.generate.problems import ScaffoldProblem
 from dplm2.generate.runtime import Runtime
+from dplm2.generate.ss_guidance import SSGuidance, SSTable, agreement, backbone_ss, parse_ss
 from dplm2.generate.targets import Target
 from dplm2.lm.sampling import SamplerConfig, iterative_unmask
 from dplm2.lm.vocab import UNK, DPLM2Vocab
@@ -47,6 +54,7 @@ from dplm2.structure import write_backbone
 log = logging.getLogger(__name__)
 
 Callback = Callable[[int, torch.Tensor], None]
+LogitsProcessor = Callable[[int, torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 def derive_seed(seed: int, *keys: object) -> int:
@@ -82,13 +90,15 @@ def run_requests(
     single_modality: bool = False,
     same_length_batches: bool = False,
     callback: Callback | None = None,
+    logits_processor: LogitsProcessor | None = None,
 ) -> list[tuple[np.ndarray, str, int]]:
     """Sample every request; returns ``(codes [L], sequence, batch seed)`` in request order.
 
     Requests are sorted by length (stable) and cut into batches of ``batch_size``; with
     ``same_length_batches`` a batch never mixes lengths (unconditional tasks: no padding).
     Mixed batches are padded; padding is hidden from attention, so it changes no result
-    beyond which random numbers a row draws.
+    beyond which random numbers a row draws. ``logits_processor`` goes to the sampler
+    (:func:`dplm2.lm.sampling.iterative_unmask`) for every batch.
     """
     vocab: DPLM2Vocab = rt.lm.vocab
     model = rt.sampler_model()
@@ -109,7 +119,8 @@ def run_requests(
         ids = ids.to(rt.device)
         single = torch.full((len(idx),), single_modality, dtype=torch.bool, device=rt.device)
         tokens, _ = iterative_unmask(model, ids, cfg, single_modality=single if single_modality else None,
-                                     generator=gen, callback=callback)
+                                     generator=gen, callback=callback,
+                                     logits_processor=logits_processor)
         tokens = tokens.cpu()
         for row, i in enumerate(idx):
             codes = vocab.decode_struct(tokens[row, :width])
@@ -272,4 +283,46 @@ def generate_scaffold(
             contig=layout.contig, motif_indices=tuple(layout.motif_indices),
             motif_reference_indices=tuple(range(len(pm.motif))), motif_labels=pm.motif.labels,
         ))
+    return samples
+
+
+# -- secondary-structure-conditioned co-generation ------------------------------------------
+def generate_ss_cogen(
+    rt: Runtime, cfg: SSCogenConfig, table: SSTable, *, seed: int, batch_size: int,
+    decode_batch_size: int = 8, callback: Callback | None = None,
+) -> list[Sample]:
+    """``samples_per_ss`` co-generated designs per target string of ``cfg.ss``, guided by
+    ``table`` (:class:`dplm2.generate.ss_guidance.SSGuidance`, weight ``cfg.guidance_weight``).
+
+    Target k is named ``ss<k>`` (``target_id``; samples ``ss<k>_<i>``); each target runs as
+    its own unconditional batches, so its samples do not depend on the other targets. Each
+    sample records the target, the P-SEA string of its decoded backbone and their agreement,
+    and the same for the table's most likely state of each sampled code."""
+    if table.codebook_size != rt.codebook_size:
+        raise ValueError(f"SS table has {table.codebook_size} codes, the tokenizer {rt.codebook_size}")
+    vocab: DPLM2Vocab = rt.lm.vocab
+    log_p = table.log_p()
+    samples: list[Sample] = []
+    for k, ss in enumerate(cfg.ss):
+        target = parse_ss(ss)
+        n = len(target)
+        name = f"ss{k:02d}"
+        reqs = [Request(key=f"{name}_{i:04d}", struct=vocab.encode_struct(None, n),
+                        aa=vocab.encode_aa(None, n)) for i in range(cfg.samples_per_ss)]
+        guide = SSGuidance(log_p, target, cfg.guidance_weight)
+        res = run_requests(rt, reqs, cfg.sampling, seed=seed, task="ss_cogen", batch_size=batch_size,
+                           same_length_batches=True, callback=callback, logits_processor=guide)
+        dec = _decoded(rt, [r[0] for r in res], decode_batch_size)
+        for req, (codes, seq, bseed), d in zip(reqs, res, dec, strict=True):
+            decoded = backbone_ss(d["backbone"])
+            token_ss = table.argmax_ss(codes)
+            extra = {"target_ss": ss, "decoded_ss": decoded, "ss_agreement": agreement(ss, decoded),
+                     "token_ss": token_ss, "token_ss_agreement": agreement(ss, token_ss),
+                     "guidance_weight": float(cfg.guidance_weight)}
+            samples.append(Sample(sample_id=req.key, task="ss_cogen", sequence=seq, struct_tokens=codes,
+                                  seed=bseed, backbone=d["backbone"], plddt=d["plddt"],
+                                  decoded_sequence=d["sequence"], target_id=name, extra=extra))
+        agree = [s.extra["ss_agreement"] for s in samples[-len(reqs):]]
+        log.info("%s (L=%d, weight %g): %d designs, decoded-SS agreement mean %.3f", name, n,
+                 cfg.guidance_weight, len(reqs), float(np.mean(agree)))
     return samples

@@ -123,6 +123,7 @@ def iterative_unmask(
     single_modality: torch.Tensor | None = None,
     generator: torch.Generator | None = None,
     callback: Callable[[int, torch.Tensor], None] | None = None,
+    logits_processor: Callable[[int, torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Generate the masked positions of ``input_ids``.
 
@@ -139,6 +140,10 @@ def iterative_unmask(
         On the input's device; makes sampling and stochastic unmasking reproducible.
     callback : callable, optional
         ``callback(step, tokens)`` after each step (for trajectories / tests).
+    logits_processor : callable, optional
+        ``logits_processor(step, tokens (B, N), logits (B, N, V)) -> logits (B, N, V)``, applied
+        to the model's logits before temperature and top-p (guidance such as
+        :class:`dplm2.generate.ss_guidance.SSGuidance`); may modify ``logits`` in place.
 
     Returns
     -------
@@ -169,6 +174,8 @@ def iterative_unmask(
         if not masked.any():
             break
         logits = model.sampling_logits(x, single_modality)  # (B, N, V)
+        if logits_processor is not None:
+            logits = logits_processor(step, x, logits)
         tok = x.clone()  # (B, N); only entries at ``masked`` are used
         tok_score = torch.zeros_like(scores)  # (B, N)
         for cols, part in halves:
