@@ -71,6 +71,19 @@ class ModelConfig(StageConfig):
         Distogram head bins between 2.3125 and 21.6875 A (spec 64).
     dropout : float
         Dropout in the transformers and the structure module.
+    post_transformer : str
+        Post-quantization transformer: ``sinusoidal`` (``nn.TransformerEncoder`` with
+        sinusoidal residue-index encodings added to its input) or ``rotary`` (the reference's
+        ESM-style pre-LN layers with rotary positions in the attention, exact GELU, 4x FFN),
+        needed to load the released tokenizer (:mod:`dplm2.tokenizer.official`).
+    trunk_input_mlp : bool
+        ESMFold's input MLP (LayerNorm, Linear, ReLU, Linear; ``esm_s_mlp``) between the
+        post-quantization network and the trunk, as in the reference decoder.
+    heads : str
+        ``dplm2`` (amino-acid head LayerNorm+Linear over 20 types, per-residue pLDDT MLP,
+        distogram logits ``d + d^T``) or ``esmfold`` (the reference's ESMFold heads: amino-acid
+        Linear over 23 classes of which the 20 standard types are used, per-atom37 lDDT head
+        read at CA, distogram ``(d + d^T) / 2``).
     """
 
     encoder_dim: int = 512
@@ -98,6 +111,9 @@ class ModelConfig(StageConfig):
     recycles: int = 1
     distogram_bins: int = 64
     dropout: float = 0.0
+    post_transformer: str = "sinusoidal"
+    trunk_input_mlp: bool = False
+    heads: str = "dplm2"
 
     def __post_init__(self) -> None:
         positive = ("encoder_dim", "encoder_neighbors", "encoder_rbf", "encoder_heads",
@@ -121,6 +137,14 @@ class ModelConfig(StageConfig):
             raise ConfigError("tokenizer.model: post_dim/pair_dim must be multiples of head widths")
         if not 0.0 <= self.dropout < 1.0:
             raise ConfigError(f"tokenizer.model.dropout must be in [0, 1), got {self.dropout}")
+        if self.post_transformer not in ("sinusoidal", "rotary"):
+            raise ConfigError("tokenizer.model.post_transformer must be sinusoidal|rotary, got "
+                              f"{self.post_transformer!r}")
+        if self.heads not in ("dplm2", "esmfold"):
+            raise ConfigError(f"tokenizer.model.heads must be dplm2|esmfold, got {self.heads!r}")
+        if self.post_transformer == "rotary" and (self.post_dim // self.post_heads) % 2:
+            raise ConfigError("tokenizer.model: rotary positions need an even head width "
+                              "(post_dim / post_heads)")
 
     @property
     def codebook_size(self) -> int:

@@ -11,6 +11,11 @@ machinery builds only a backbone, and the residue types come from its own amino-
 Heads: distogram (pair state, symmetrised), amino-acid type (trunk single state), pLDDT
 (structure-module state, detached: it learns the decoder's confidence without shaping it).
 
+Options that reproduce the released reference decoder exactly (``ModelConfig``; defaults keep
+this project's own architecture): ``post_transformer="rotary"`` (ESM-style layers with rotary
+positions, :class:`RotaryTransformerLayer`), ``trunk_input_mlp`` (ESMFold's ``esm_s_mlp``
+before the trunk) and ``heads="esmfold"`` (ESMFold's amino-acid, lDDT and distogram heads).
+
 transformers 5 applies the ESMFold initialisation (zero-initialised final layers, gating,
 "final" backbone update so initial frames are the identity) only inside
 ``EsmFoldPreTrainedModel._init_weights``; :func:`init_esmfold_modules` applies it here.
@@ -26,7 +31,9 @@ from torch import nn
 from dplm2.tokenizer.config import ModelConfig
 
 NUM_AA = 20  # residue_constants.restypes order; X is not predicted
+NUM_AA_ESMFOLD = 23  # ESMFold's lm_head: restypes, X, two unused classes
 LDDT_BINS = 50
+ATOM37, CA_ATOM37 = 37, 1  # residue_constants.atom_types: N, CA, C, ...
 
 
 def init_esmfold_modules(module: nn.Module) -> None:
@@ -56,38 +63,123 @@ def sinusoidal_positions(length: int, dim: int, device=None, dtype=torch.float32
     return enc.to(dtype)
 
 
+def rotate_half(x: torch.Tensor) -> torch.Tensor:
+    """``[x1, x2] -> [-x2, x1]`` over the last axis (halves, not interleaved pairs)."""
+    x1, x2 = x.chunk(2, dim=-1)
+    return torch.cat((-x2, x1), dim=-1)
+
+
+class RotarySelfAttention(nn.Module):
+    """Multi-head self-attention with rotary positions (RoFormer), ESM-2 style.
+
+    ``q`` is scaled by ``head_dim ** -0.5`` before the rotation; the rotation angle of
+    position ``t`` and frequency ``f`` is ``t * f`` with ``inv_freq = 10000 ** (-2i / head_dim)``
+    (a persistent buffer, as in fair-esm), the two halves of each head rotate together.
+    """
+
+    def __init__(self, dim: int, heads: int, dropout: float = 0.0) -> None:
+        super().__init__()
+        self.heads, self.head_dim = heads, dim // heads
+        self.dropout = dropout
+        self.q_proj = nn.Linear(dim, dim)
+        self.k_proj = nn.Linear(dim, dim)
+        self.v_proj = nn.Linear(dim, dim)
+        self.out_proj = nn.Linear(dim, dim)
+        inv_freq = 1.0 / (10000 ** (torch.arange(0, self.head_dim, 2).float() / self.head_dim))
+        self.register_buffer("inv_freq", inv_freq)
+
+    def forward(self, x: torch.Tensor, pad: torch.Tensor) -> torch.Tensor:
+        """``x [B, L, D]``, ``pad [B, L]`` (True = padding key) -> ``[B, L, D]``."""
+        b, l, _ = x.shape
+
+        def split(t):
+            return t.view(b, l, self.heads, self.head_dim).transpose(1, 2)  # [B, H, L, hd]
+
+        q = split(self.q_proj(x) * self.head_dim**-0.5)
+        k, v = split(self.k_proj(x)), split(self.v_proj(x))
+        t = torch.arange(l, device=x.device, dtype=self.inv_freq.dtype)
+        freqs = torch.outer(t, self.inv_freq)
+        emb = torch.cat((freqs, freqs), dim=-1)  # [L, hd]
+        cos, sin = emb.cos().to(x.dtype), emb.sin().to(x.dtype)
+        q = q * cos + rotate_half(q) * sin
+        k = k * cos + rotate_half(k) * sin
+        scores = q @ k.transpose(-1, -2)  # [B, H, L, L]
+        scores = scores.masked_fill(pad[:, None, None, :], float("-inf"))
+        attn = scores.float().softmax(-1).to(x.dtype)
+        attn = nn.functional.dropout(attn, self.dropout, self.training)
+        out = (attn @ v).transpose(1, 2).reshape(b, l, -1)
+        return self.out_proj(out)
+
+
+class RotaryTransformerLayer(nn.Module):
+    """Pre-LN transformer layer of ESM-2 (fair-esm ``TransformerLayer`` with rotary positions,
+    no key/value bias): ``x + attn(LN(x))``, then ``x + fc2(gelu(fc1(LN(x))))``, exact GELU,
+    FFN width ``4 * dim``. Module names follow fair-esm."""
+
+    def __init__(self, dim: int, heads: int, dropout: float = 0.0) -> None:
+        super().__init__()
+        self.self_attn = RotarySelfAttention(dim, heads, dropout)
+        self.self_attn_layer_norm = nn.LayerNorm(dim)
+        self.fc1 = nn.Linear(dim, 4 * dim)
+        self.fc2 = nn.Linear(4 * dim, dim)
+        self.final_layer_norm = nn.LayerNorm(dim)
+
+    def forward(self, x: torch.Tensor, pad: torch.Tensor) -> torch.Tensor:
+        x = x + self.self_attn(self.self_attn_layer_norm(x), pad)
+        h = nn.functional.gelu(self.fc1(self.final_layer_norm(x)))
+        return x + self.fc2(h)
+
+
 class PostQuantizer(nn.Module):
-    """Bits ``[B, L, bits]`` -> decoder single features ``[B, L, post_dim]``."""
+    """Bits ``[B, L, bits]`` -> decoder single features ``[B, L, post_dim]``.
+
+    ``post_transformer="sinusoidal"``: ``nn.TransformerEncoder`` (pre-LN) over
+    ``mlp(bits) + sinusoidal(residue index)``. ``"rotary"``: the reference's ESM-style layers
+    (:class:`RotaryTransformerLayer`) over ``mlp(bits)``, positions inside the attention.
+    Both end with a LayerNorm (the reference's ``emb_layer_norm_after``).
+    """
 
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
         d = self.dim = cfg.post_dim
+        self.rotary = cfg.post_transformer == "rotary"
         self.mlp = nn.Sequential(
             nn.LayerNorm(cfg.codebook_bits), nn.Linear(cfg.codebook_bits, d), nn.ReLU(),
             nn.Linear(d, d),
         )
-        self.transformer = (
-            nn.TransformerEncoder(
+        self.transformer: nn.Module | None
+        if not cfg.post_layers:
+            self.transformer = None
+        elif self.rotary:
+            self.transformer = nn.ModuleList(
+                RotaryTransformerLayer(d, cfg.post_heads, cfg.dropout)
+                for _ in range(cfg.post_layers)
+            )
+        else:
+            self.transformer = nn.TransformerEncoder(
                 nn.TransformerEncoderLayer(d, cfg.post_heads, 4 * d, cfg.dropout,
                                            batch_first=True, norm_first=True),
                 cfg.post_layers,
                 enable_nested_tensor=False,
             )
-            if cfg.post_layers
-            else None
-        )
         self.norm = nn.LayerNorm(d)
 
     def forward(self, codes: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        # nn.TransformerEncoder has no positions of its own; add sinusoidal encodings of the
-        # residue index (the reference's ESM-style transformer uses rotary positions).
-        pos = sinusoidal_positions(codes.shape[1], self.dim, codes.device, codes.dtype)
-        h = (self.mlp(codes) + pos) * mask[..., None]  # [B, L, post_dim]
+        h = self.mlp(codes)
+        if not self.rotary:
+            # nn.TransformerEncoder has no positions of its own: add sinusoidal encodings of
+            # the residue index.
+            h = h + sinusoidal_positions(codes.shape[1], self.dim, codes.device, codes.dtype)
+        h = h * mask[..., None]  # [B, L, post_dim]
         if self.transformer is not None:
             pad = ~mask
             # keep one key open in an all-padding row (avoids NaN attention)
             pad[:, 0] = pad[:, 0] & ~pad.all(dim=-1)
-            h = self.transformer(h, src_key_padding_mask=pad)
+            if self.rotary:
+                for layer in self.transformer:
+                    h = layer(h, pad)
+            else:
+                h = self.transformer(h, src_key_padding_mask=pad)
         return self.norm(h) * mask[..., None]
 
 
@@ -131,12 +223,26 @@ class StructureDecoder(nn.Module):
             # Without triangular blocks the pair state would carry positions only; this
             # ESMFold module gives it token information (the trunk blocks' own first step).
             self.seq_to_pair = EsmFoldSequenceToPair(cfg.post_dim, cfg.pair_dim // 2, cfg.pair_dim)
+        d = cfg.post_dim
+        self.trunk_input = None
+        if cfg.trunk_input_mlp:  # ESMFold's esm_s_mlp
+            self.trunk_input = nn.Sequential(nn.LayerNorm(d), nn.Linear(d, d), nn.ReLU(),
+                                             nn.Linear(d, d))
         self.distogram_head = nn.Linear(cfg.pair_dim, cfg.distogram_bins)
-        self.aa_head = nn.Sequential(nn.LayerNorm(cfg.post_dim), nn.Linear(cfg.post_dim, NUM_AA))
-        self.plddt_head = nn.Sequential(
-            nn.LayerNorm(cfg.post_dim), nn.Linear(cfg.post_dim, cfg.post_dim), nn.ReLU(),
-            nn.Linear(cfg.post_dim, LDDT_BINS),
-        )
+        self.esmfold_heads = cfg.heads == "esmfold"
+        if self.esmfold_heads:
+            # ESMFold's lm_head (23 classes: 20 types, X, 2 unused) and lddt_head (per atom37,
+            # no non-linearity between its linear layers, hidden width post_dim).
+            self.aa_head = nn.Linear(d, NUM_AA_ESMFOLD)
+            self.plddt_head = nn.Sequential(
+                nn.LayerNorm(d), nn.Linear(d, d), nn.Linear(d, d),
+                nn.Linear(d, ATOM37 * LDDT_BINS),
+            )
+        else:
+            self.aa_head = nn.Sequential(nn.LayerNorm(d), nn.Linear(d, NUM_AA))
+            self.plddt_head = nn.Sequential(
+                nn.LayerNorm(d), nn.Linear(d, d), nn.ReLU(), nn.Linear(d, LDDT_BINS),
+            )
         init_esmfold_modules(self.trunk)
 
     def forward(self, codes: torch.Tensor, mask: torch.Tensor, recycles: int | None = None) -> dict:
@@ -148,6 +254,8 @@ class StructureDecoder(nn.Module):
         """
         b, l = mask.shape
         s = self.post(codes, mask)  # [B, L, C_s]
+        if self.trunk_input is not None:
+            s = self.trunk_input(s)
         if self.seq_to_pair is None:
             z = s.new_zeros(b, l, l, self.cfg.pair_dim)  # pair state initialised to zeros (spec)
         else:
@@ -166,10 +274,18 @@ class StructureDecoder(nn.Module):
         pair = out["s_z"]
         dlogits = self.distogram_head(pair)
         dlogits = dlogits + dlogits.transpose(1, 2)  # [B, L, L, bins], symmetric
+        aa_logits = self.aa_head(out["s_s"])
+        plddt_logits = self.plddt_head(out["states"][-1].detach())
+        if self.esmfold_heads:
+            dlogits = dlogits / 2
+            # The 20 standard types only (the reference's argmax may also pick X).
+            aa_logits = aa_logits[..., :NUM_AA]
+            # Per-atom lDDT [B, L, 37, bins]; the per-residue value is the CA atom's.
+            plddt_logits = plddt_logits.unflatten(-1, (ATOM37, LDDT_BINS))[..., CA_ATOM37, :]
         return {
             "frames": out["frames"],
             "positions": out["positions"],
             "distogram_logits": dlogits,
-            "aa_logits": self.aa_head(out["s_s"]),
-            "plddt_logits": self.plddt_head(out["states"][-1].detach()),
+            "aa_logits": aa_logits,
+            "plddt_logits": plddt_logits,
         }

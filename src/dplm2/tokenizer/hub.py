@@ -4,6 +4,11 @@
 ``@revision``) and fetches exactly the two files it reads with ``hf_hub_download`` -- never a
 whole repository snapshot -- so a hub repository that also holds training states or the
 language model costs no extra download. Weights load through safetensors (no pickles).
+
+The released DPLM-2 tokenizer (``airkingbd/struct_tokenizer``: ``config.yaml`` +
+``dplm2_struct_tokenizer.ckpt``) loads through the same function: a folder in that layout, the
+released hub id, or a hub repository without our ``config.json`` is handed to
+:func:`dplm2.tokenizer.official.load_official_tokenizer` (decoding only; see that module).
 """
 
 from __future__ import annotations
@@ -87,6 +92,9 @@ def load_tokenizer(
 ) -> tuple[StructureTokenizer, str]:
     """Load a tokenizer from a folder or hub id, in eval mode.
 
+    Our layout (``config.json`` + ``model.safetensors``) or the released DPLM-2 one (module
+    docstring); every caller (tokenize/detokenize CLI, generate, embed, evaluate) gets both.
+
     Returns
     -------
     model : StructureTokenizer
@@ -95,7 +103,21 @@ def load_tokenizer(
     """
     from safetensors.torch import load_model  # noqa: PLC0415
 
-    cfg_path, weights = resolve_files(name_or_path, cache_dir)
+    from dplm2.tokenizer import official  # noqa: PLC0415
+
+    path = Path(name_or_path)
+    name = str(name_or_path)
+    if path.is_dir() and not (path / CONFIG_NAME).is_file() and official.is_official_folder(path):
+        return official.load_official_tokenizer(path, device=device, cache_dir=cache_dir)
+    if official.is_hub_id(name) and name.partition("@")[0] in official.RELEASED_HUB_IDS:
+        return official.load_official_tokenizer(name, device=device, cache_dir=cache_dir)
+    try:
+        cfg_path, weights = resolve_files(name_or_path, cache_dir)
+    except Exception as exc:  # noqa: BLE001 -- huggingface_hub's "no such file" error
+        if not (official.is_hub_id(name) and type(exc).__name__ == "EntryNotFoundError"):
+            raise
+        log.info("%s has no %s: trying the released tokenizer layout", name, CONFIG_NAME)
+        return official.load_official_tokenizer(name, device=device, cache_dir=cache_dir)
     model = StructureTokenizer(read_config(cfg_path))
     try:
         missing, unexpected = load_model(model, str(weights), strict=True, device=str(device))

@@ -1,0 +1,475 @@
+"""The released DPLM-2 structure tokenizer (``airkingbd/struct_tokenizer``) in our classes.
+
+What the release is (read from the reference, ``bytedance/dplm``: ``get_struct_tokenizer`` in
+``byprot/models/utils.py`` and ``byprot/models/structok/``):
+
+* two files at the root of the hub repository -- ``config.yaml`` (the arguments of the
+  reference's ``VQModel``: ``encoder_config``, ``decoder_config``, ``codebook_config``) and
+  ``dplm2_struct_tokenizer.ckpt`` (a ``torch.save``'d flat state dict of ``VQModel``). A local
+  folder may hold them at its root or under ``.hydra/`` (the reference's local layout);
+* ``encoder.encoder.*`` -- ESM-IF1's GVP-Transformer encoder (frozen, 512 wide);
+* ``pre_quant.{0,1,3}`` -- LayerNorm(512), Linear(512 -> 13), ReLU, Linear(13 -> 13): our
+  :class:`~dplm2.tokenizer.quantizer.Quantizer` with ``bit_standardize`` off; LFQ has no
+  weights (bit ``i`` = sign of dimension ``i``, token = bits read big-endian, dimension 0 the
+  most significant -- our :func:`~dplm2.tokenizer.quantizer.bits_to_indices`);
+* ``post_quant.mlp.{0,1,3}`` (LayerNorm(13), Linear(13 -> 128), ReLU, Linear) and
+  ``post_quant.transformer`` -- fair-esm ``TransformerLayer`` x4 (8 heads, rotary positions,
+  no key/value bias, 4x FFN, exact GELU) and ``emb_layer_norm_after``: our
+  ``PostQuantizer`` with ``post_transformer="rotary"``;
+* ``decoder.*`` -- the reference's ESMFold copy: ``esm_s_mlp`` (our ``trunk_input_mlp``), the
+  folding trunk ``decoder.trunk.*`` (fair-esm trunk + openfold structure module; transformers'
+  ``EsmFoldingTrunk`` uses the same names, checked block by block), ``distogram_head``,
+  ``lm_head`` (23 classes) and ``lddt_head`` (per atom37): our ``heads="esmfold"``. Unused by
+  the reference's forward pass and skipped here: ``decoder.esm.*`` (an ESM-2 8M it loads but
+  never calls), ``decoder.esm_s_combine``, ``decoder.af2_to_esm``, ``decoder.embedding``,
+  ``decoder.ptm_head``.
+
+Behaviour reproduced: the decoder never sees the sequence (all-alanine ``aatype``), residue
+indices ``0..L-1``, a zero pair state, and one trunk pass -- the reference's trunk runs
+``max_recycles`` passes in total when no recycle count is given (its ``detokenize`` gives
+none), so ``recycles = max_recycles - 1`` here (0 for the release's ``max_recycles: 1``).
+Where a number is not in the weights it comes from ``config.yaml``, else from the reference's
+defaults (structure-module blocks 8, ``max_recycles`` 4, 8 post-quantization heads); every
+size present in both the weights and ``config.yaml`` must agree.
+
+What works and what does not:
+
+* **detokenize works**: :meth:`StructureTokenizer.detokenize` / ``dplm2 tokenizer detokenize``
+  / ``generate`` decoding with the released weights. Differences from the reference's output:
+  the residue type is the argmax over the 20 standard types (the reference's argmax runs over
+  23 classes and may give X), the pLDDT per residue is the CA atom's;
+* **tokenize does not**: the encoder is ESM-IF1's GVP-Transformer, which needs fair-esm's
+  ``esm.inverse_folding`` and through it ``torch_geometric`` and the compiled ``torch_scatter``
+  extension (PyPI has only its source archive; no wheel for this torch). The loaded model's
+  encoder is a placeholder that raises with this explanation. Given GVP features
+  ``h [B, L, 512]`` computed elsewhere, ``model.quantizer(h, mask).indices`` gives the
+  reference's tokens (its pre-quantization head and LFQ are loaded).
+
+Weights are read with ``torch.load(weights_only=True)`` (tensors only, no code execution) or
+safetensors; a hub id downloads exactly ``config.yaml`` and the checkpoint.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from dplm2.config import ConfigError
+from dplm2.io import sha256_file
+from dplm2.tokenizer.config import ModelConfig
+from dplm2.tokenizer.model import StructureTokenizer
+
+log = logging.getLogger(__name__)
+
+HUB_ID = "airkingbd/struct_tokenizer"
+#: Hub repositories known to be in the released layout (``load_tokenizer`` goes straight to
+#: this module for them instead of first asking for our ``config.json``).
+RELEASED_HUB_IDS = (HUB_ID,)
+CONFIG_NAME = "config.yaml"
+WEIGHTS_NAME = "dplm2_struct_tokenizer.ckpt"
+LOCAL_SUBDIR = ".hydra"  # the reference's local layout: <run>/.hydra/{config.yaml, *.ckpt}
+
+#: Fixed in the reference's code (``TransformerEncoder(input_dim, 8, 4)``), not in the config.
+POST_HEADS = 8
+#: Reference defaults (``StructureModuleConfig`` / ``FoldingTrunkConfig``) for values that the
+#: weights do not determine, used when ``config.yaml`` does not give them.
+DEFAULT_SM_BLOCKS = 8
+DEFAULT_MAX_RECYCLES = 4
+#: Constants of transformers' structure module (must match the release's config, if given).
+FIXED_SM = {"trans_scale_factor": 10, "epsilon": 1e-8, "inf": 1e5, "no_angles": 7,
+            "no_transition_layers": 1, "no_resnet_blocks": 2}
+
+#: Official tensors the reference's forward pass never uses (prefixes / exact names).
+IGNORED_PREFIXES = ("encoder.", "decoder.esm.", "decoder.embedding.", "decoder.ptm_head.",
+                    "model_ema.")
+IGNORED_NAMES = ("decoder.esm_s_combine", "decoder.af2_to_esm")
+#: Our tensors that hold constants, not learned weights (kept from construction).
+CONSTANT_NAMES = ("quantizer.lfq.mask",)
+
+#: official prefix -> our prefix (first match wins); ``decoder.trunk.`` maps onto itself.
+_PREFIX_MAP = (
+    ("pre_quant.0.", "quantizer.norm."),
+    ("pre_quant.1.", "quantizer.proj."),
+    ("pre_quant.3.", "quantizer.mix."),
+    ("post_quant.mlp.", "decoder.post.mlp."),
+    ("post_quant.transformer.emb_layer_norm_after.", "decoder.post.norm."),
+    ("post_quant.transformer.layers.", "decoder.post.transformer."),
+    ("decoder.esm_s_mlp.", "decoder.trunk_input."),
+    ("decoder.trunk.", "decoder.trunk."),
+    ("decoder.distogram_head.", "decoder.distogram_head."),
+    ("decoder.lm_head.", "decoder.aa_head."),
+    ("decoder.lddt_head.", "decoder.plddt_head."),
+)
+
+GVP_MESSAGE = (
+    "the released DPLM-2 tokenizer encodes structures with ESM-IF1's GVP-Transformer "
+    "(fair-esm esm.inverse_folding), which needs torch_geometric and the compiled torch_scatter "
+    "extension (no wheel for this torch); this project loads only the released quantizer and "
+    "decoder, so tokenize is unavailable with these weights. Decoding (detokenize) works. To "
+    "tokenize: use a tokenizer trained here (results/tokenizer), or compute the 512-wide GVP "
+    "features with the reference code (bytedance/dplm) and call model.quantizer(features, mask)"
+)
+
+
+class ReleasedEncoderUnavailable(nn.Module):
+    """Stands in for the released GVP encoder; raises :data:`GVP_MESSAGE` when called."""
+
+    def forward(self, *args: Any, **kwargs: Any) -> torch.Tensor:
+        raise NotImplementedError(GVP_MESSAGE)
+
+
+@dataclasses.dataclass(frozen=True)
+class OfficialTokenizerFiles:
+    """Local paths of the released tokenizer's two files."""
+
+    config: Path
+    weights: Path
+
+
+def _local_files(folder: Path) -> OfficialTokenizerFiles | None:
+    for base in (folder, folder / LOCAL_SUBDIR):
+        if (base / WEIGHTS_NAME).is_file():
+            return OfficialTokenizerFiles(base / CONFIG_NAME, base / WEIGHTS_NAME)
+    return None
+
+
+def is_official_folder(folder: str | os.PathLike) -> bool:
+    """True for a folder holding ``dplm2_struct_tokenizer.ckpt`` (at its root or in .hydra/)."""
+    folder = Path(folder)
+    return folder.is_dir() and _local_files(folder) is not None
+
+
+def is_hub_id(name: str) -> bool:
+    """``owner/name`` with an optional ``@revision`` (not an existing path)."""
+    return name.count("/") == 1 and not name.startswith((".", "/")) and not Path(name).exists()
+
+
+def resolve_official_tokenizer(
+    name_or_path: str | os.PathLike, cache_dir: str | None = None
+) -> OfficialTokenizerFiles:
+    """Local paths of ``config.yaml`` and ``dplm2_struct_tokenizer.ckpt`` (folder or hub id).
+
+    A hub id (``owner/name``, optional ``@revision``) downloads exactly these two files with
+    ``hf_hub_download``. Raises ``FileNotFoundError`` naming what is missing.
+    """
+    path = Path(name_or_path)
+    if path.is_dir():
+        files = _local_files(path)
+        if files is None:
+            raise FileNotFoundError(f"{path}: no {WEIGHTS_NAME} (neither in the folder nor in "
+                                    f"{LOCAL_SUBDIR}/): not a released structure tokenizer")
+        if not files.config.is_file():
+            raise FileNotFoundError(f"{files.config}: missing (the released tokenizer needs "
+                                    f"{CONFIG_NAME} beside {WEIGHTS_NAME})")
+        return files
+    name = str(name_or_path)
+    if not is_hub_id(name):
+        raise FileNotFoundError(f"{name}: neither a tokenizer folder nor a hub id 'owner/name'")
+    from huggingface_hub import hf_hub_download  # noqa: PLC0415
+
+    repo, _, revision = name.partition("@")
+    kw = dict(revision=revision or None, cache_dir=cache_dir)
+    cfg = Path(hf_hub_download(repo, CONFIG_NAME, **kw))
+    weights = Path(hf_hub_download(repo, WEIGHTS_NAME, **kw))
+    log.info("fetched %s and %s from %s", CONFIG_NAME, WEIGHTS_NAME, repo)
+    return OfficialTokenizerFiles(cfg, weights)
+
+
+def read_checkpoint(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """Tensors of the released checkpoint (``torch.load(weights_only=True)`` or safetensors).
+
+    A Lightning-style ``{"state_dict": ...}`` wrapper and a uniform ``model.`` prefix are
+    accepted. ``ValueError`` naming the file if it is not a flat name -> tensor mapping.
+    """
+    path = Path(path)
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file  # noqa: PLC0415
+
+            state = load_file(str(path))
+        else:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 -- unpickling errors come in many types
+        raise ValueError(f"{path}: not a readable tensors-only checkpoint ({exc})") from exc
+    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
+        state = state["state_dict"]
+    if not isinstance(state, dict) or not state or not all(
+        isinstance(k, str) and torch.is_tensor(v) for k, v in state.items()
+    ):
+        raise ValueError(f"{path}: expected a flat name -> tensor mapping")
+    if all(k.startswith("model.") for k in state):
+        state = {k[len("model."):]: v for k, v in state.items()}
+    return dict(state)
+
+
+def read_official_config(path: str | os.PathLike) -> dict[str, Any]:
+    """The ``VQModel`` arguments of a released ``config.yaml`` (top level or under ``model``)."""
+    import yaml  # noqa: PLC0415
+
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise ValueError(f"{path}: not a readable YAML config ({exc})") from exc
+    if isinstance(raw, dict) and "decoder_config" not in raw and isinstance(raw.get("model"), dict):
+        raw = raw["model"]
+    if not isinstance(raw, dict) or not isinstance(raw.get("decoder_config"), dict):
+        raise ValueError(f"{path}: no decoder_config: not a released structure-tokenizer config")
+    return raw
+
+
+def _get(d: dict, dotted: str) -> Any:
+    for part in dotted.split("."):
+        if not isinstance(d, dict) or part not in d:
+            return None
+        d = d[part]
+    return d
+
+
+def _normalise(key: str) -> str:
+    """Name variants of the same tensors: fairscale checkpoint wrappers, openfold >= 2 IPA."""
+    key = key.replace("._checkpoint_wrapped_module.", ".")
+    return re.sub(r"\.(linear_q_points|linear_kv_points)\.linear\.", r".\1.", key)
+
+
+def our_name(key: str) -> str | None:
+    """Our parameter name for an official tensor name; None for tensors the reference never
+    uses; ``KeyError`` for names the reference's model does not have."""
+    if key.startswith(IGNORED_PREFIXES) or key in IGNORED_NAMES:
+        return None
+    key = _normalise(key)
+    for src, dst in _PREFIX_MAP:
+        if key.startswith(src):
+            rest = key[len(src):]
+            if src == "post_quant.transformer.layers.":
+                rest = rest.replace(".self_attn.rot_emb.inv_freq", ".self_attn.inv_freq")
+            return dst + rest
+    raise KeyError(key)
+
+
+def official_name(ours: str) -> str:
+    """The released checkpoint's name of one of our tensors (inverse of :func:`our_name`)."""
+    for src, dst in _PREFIX_MAP:
+        if ours.startswith(dst):
+            rest = ours[len(dst):]
+            if src == "post_quant.transformer.layers.":
+                rest = rest.replace(".self_attn.inv_freq", ".self_attn.rot_emb.inv_freq")
+            return src + rest
+    return ours
+
+
+def _count(state: dict, prefix: str) -> int:
+    idx = {int(m.group(1)) for k in state if (m := re.match(re.escape(prefix) + r"(\d+)\.", k))}
+    return max(idx) + 1 if idx else 0
+
+
+def config_from_official(
+    state: dict[str, torch.Tensor], raw: dict[str, Any], weights: str, config: str
+) -> ModelConfig:
+    """Our :class:`ModelConfig` for the released weights (sizes read from the tensors and
+    checked against ``config.yaml``); ``ValueError`` naming the file for anything our classes
+    cannot reproduce."""
+    state = {_normalise(k): v for k, v in state.items()}
+
+    def shape(name: str, dim: int = 0) -> int:
+        if name not in state:
+            raise ValueError(f"{weights}: missing tensor {name}")
+        return int(state[name].shape[dim])
+
+    bits = shape("pre_quant.3.weight")
+    encoder_dim = shape("pre_quant.0.weight")
+    post_dim = shape("post_quant.mlp.1.weight")
+    c_s = shape("decoder.esm_s_mlp.1.weight")
+    pair_dim = shape("decoder.trunk.recycle_z_norm.weight")
+    sm = "decoder.trunk.structure_module."
+    ipa_heads = shape(sm + "ipa.head_weights")
+    inferred = {
+        "codebook_config.embed_dim": bits,
+        "decoder_config.input_dim": post_dim,
+        "decoder_config.trunk.sequence_state_dim": c_s,
+        "decoder_config.trunk.pairwise_state_dim": pair_dim,
+        "decoder_config.trunk.num_blocks": _count(state, "decoder.trunk.blocks."),
+        "decoder_config.trunk.position_bins":
+            (shape("decoder.trunk.pairwise_positional_embedding.embedding.weight") - 2) // 2,
+        "decoder_config.trunk.structure_module.c_s": shape(sm + "linear_in.weight"),
+        "decoder_config.trunk.structure_module.c_z": shape(sm + "layer_norm_z.weight"),
+        "decoder_config.trunk.structure_module.c_resnet": shape(sm + "angle_resnet.linear_in.weight"),
+        "decoder_config.trunk.structure_module.no_heads_ipa": ipa_heads,
+        "decoder_config.trunk.structure_module.c_ipa": shape(sm + "ipa.linear_q.weight") // ipa_heads,
+        "decoder_config.trunk.structure_module.no_qk_points":
+            shape(sm + "ipa.linear_q_points.weight") // (3 * ipa_heads),
+        "decoder_config.trunk.structure_module.no_angles": shape(sm + "angle_resnet.linear_out.weight") // 2,
+        "decoder_config.trunk.structure_module.no_resnet_blocks":
+            _count(state, sm + "angle_resnet.layers."),
+        "decoder_config.trunk.structure_module.no_transition_layers":
+            _count(state, sm + "transition.layers."),
+        "decoder_config.lddt_head_hid_dim": shape("decoder.lddt_head.1.weight"),
+    }
+    inferred["decoder_config.trunk.structure_module.no_v_points"] = (
+        shape(sm + "ipa.linear_kv_points.weight") // (3 * ipa_heads)
+        - inferred["decoder_config.trunk.structure_module.no_qk_points"])
+    trunk_blocks = inferred["decoder_config.trunk.num_blocks"]
+    if trunk_blocks:
+        inferred["decoder_config.trunk.sequence_head_width"] = c_s // shape(
+            "decoder.trunk.blocks.0.pair_to_sequence.linear.weight")
+        inferred["decoder_config.trunk.pairwise_head_width"] = pair_dim // shape(
+            "decoder.trunk.blocks.0.tri_att_start.linear.weight")
+    num_codes = _get(raw, "codebook_config.num_codes")
+    if num_codes is not None and int(num_codes) != 2**bits:
+        raise ValueError(f"{config}: codebook_config.num_codes {num_codes} but the weights give "
+                         f"{bits} bits ({weights})")
+    for key, value in inferred.items():
+        given = _get(raw, key)
+        if given is not None and int(given) != value:
+            raise ValueError(f"{config}: {key} = {given}, but {weights} has {value}")
+    # What our classes tie together (one width for the post-quantization output, the trunk's
+    # single state, the structure module, its angle resnet and the lDDT head's hidden layer).
+    for key in ("decoder_config.trunk.sequence_state_dim",
+                "decoder_config.trunk.structure_module.c_s",
+                "decoder_config.trunk.structure_module.c_resnet",
+                "decoder_config.lddt_head_hid_dim"):
+        if inferred[key] != post_dim:
+            raise ValueError(f"{weights}: {key} = {inferred[key]} differs from the "
+                             f"post-quantization width {post_dim}; not supported here")
+    if inferred["decoder_config.trunk.structure_module.c_z"] != pair_dim:
+        raise ValueError(f"{weights}: structure-module c_z differs from the pair state; "
+                         "not supported here")
+    for key, value in FIXED_SM.items():
+        given = _get(raw, f"decoder_config.trunk.structure_module.{key}")
+        got = inferred.get(f"decoder_config.trunk.structure_module.{key}", given)
+        for v in (given, got):
+            if v is not None and float(v) != float(value):
+                raise ValueError(f"{config}: structure_module.{key} = {v}; only {value} is "
+                                 "supported")
+    if _get(raw, "decoder_config.trunk.structure_module.separate_block") or any(
+            ".seq_tfmr." in k for k in state):
+        raise ValueError(f"{config}: the 'separate_block' structure module (with per-block "
+                         "transformers) is not supported; only openfold's structure module is")
+    if _get(raw, "decoder_config.use_esm_attn_map"):
+        raise ValueError(f"{config}: use_esm_attn_map is not supported")
+    if shape("decoder.lm_head.weight") != 23 or shape("decoder.lddt_head.3.weight") != 37 * 50:
+        raise ValueError(f"{weights}: unexpected lm_head/lddt_head sizes")
+
+    def from_cfg(key: str, default: int) -> int:
+        v = _get(raw, key)
+        return int(default if v is None else v)
+
+    max_recycles = from_cfg("decoder_config.trunk.max_recycles", DEFAULT_MAX_RECYCLES)
+    if max_recycles < 1:
+        raise ValueError(f"{config}: max_recycles must be >= 1")
+    seq_hw = inferred.get("decoder_config.trunk.sequence_head_width",
+                          from_cfg("decoder_config.trunk.sequence_head_width", min(32, c_s)))
+    pair_hw = inferred.get("decoder_config.trunk.pairwise_head_width",
+                           from_cfg("decoder_config.trunk.pairwise_head_width", min(32, pair_dim)))
+    try:
+        return ModelConfig(
+            encoder_dim=encoder_dim, codebook_bits=bits, bit_standardize=False,
+            post_dim=post_dim, post_layers=_count(state, "post_quant.transformer.layers."),
+            post_heads=POST_HEADS, post_transformer="rotary", trunk_input_mlp=True,
+            heads="esmfold", trunk_blocks=trunk_blocks, pair_from_sequence=False,
+            pair_dim=pair_dim, seq_head_width=seq_hw, pair_head_width=pair_hw,
+            position_bins=inferred["decoder_config.trunk.position_bins"],
+            sm_blocks=from_cfg("decoder_config.trunk.structure_module.no_blocks",
+                               DEFAULT_SM_BLOCKS),
+            ipa_dim=inferred["decoder_config.trunk.structure_module.c_ipa"],
+            ipa_heads=ipa_heads,
+            qk_points=inferred["decoder_config.trunk.structure_module.no_qk_points"],
+            v_points=inferred["decoder_config.trunk.structure_module.no_v_points"],
+            recycles=max_recycles - 1,
+            distogram_bins=shape("decoder.distogram_head.weight"),
+            dropout=0.0,
+        )
+    except ConfigError as exc:
+        raise ValueError(f"{weights}: sizes our classes cannot express ({exc})") from exc
+
+
+def map_official_state(
+    state: dict[str, torch.Tensor], model: StructureTokenizer, where: str
+) -> dict[str, torch.Tensor]:
+    """Rename the released tensors into ``model``'s names, exactly and completely.
+
+    ``ValueError`` naming ``where`` (the weights file) and listing every unexpected tensor
+    (a name the reference's model does not have, or one our model has no place for), every
+    missing one, and every shape mismatch.
+    """
+    ours = model.state_dict()
+    out: dict[str, torch.Tensor] = {}
+    source: dict[str, str] = {}
+    unexpected: list[str] = []
+    for key, value in state.items():
+        try:
+            name = our_name(key)
+        except KeyError:
+            unexpected.append(key)
+            continue
+        if name is None:
+            continue
+        if name not in ours:
+            unexpected.append(key)
+            continue
+        if name in out:
+            raise ValueError(f"{where}: {source[name]} and {key} both map to {name}")
+        out[name], source[name] = value, key
+    missing = sorted(official_name(k) for k in ours if k not in out and k not in CONSTANT_NAMES)
+    bad_shape = [f"{source[k]} {tuple(out[k].shape)}, expected {tuple(ours[k].shape)}"
+                 for k in out if out[k].shape != ours[k].shape]
+    if unexpected or missing or bad_shape:
+        parts = []
+        if unexpected:
+            parts.append(f"{len(unexpected)} unexpected: {', '.join(sorted(unexpected)[:20])}")
+        if missing:
+            parts.append(f"{len(missing)} missing: {', '.join(missing[:20])}")
+        if bad_shape:
+            parts.append(f"{len(bad_shape)} of another shape: {', '.join(bad_shape[:10])}")
+        raise ValueError(f"{where}: not the released structure tokenizer's weights ("
+                         + "; ".join(parts) + ")")
+    for k in CONSTANT_NAMES:
+        out[k] = ours[k]
+    return {k: v.to(ours[k].dtype) for k, v in out.items()}
+
+
+def load_official_tokenizer(
+    source: str | os.PathLike = HUB_ID,
+    device: str | torch.device = "cpu",
+    cache_dir: str | None = None,
+) -> tuple[StructureTokenizer, str]:
+    """The released structure tokenizer (hub id, optional ``@revision``, or a local folder) as
+    a :class:`StructureTokenizer` in eval mode; detokenize works, tokenize raises (module
+    docstring).
+
+    Returns
+    -------
+    model : StructureTokenizer
+    sha256 : str
+        Hash of the checkpoint file (recorded in token shards and generation outputs).
+    """
+    files = resolve_official_tokenizer(source, cache_dir)
+    raw = read_official_config(files.config)
+    state = read_checkpoint(files.weights)
+    cfg = config_from_official(state, raw, str(files.weights), str(files.config))
+    model = StructureTokenizer(cfg)
+    model.encoder = ReleasedEncoderUnavailable()
+    mapped = map_official_state(state, model, str(files.weights))
+    model.load_state_dict(mapped, strict=True)
+    model.released_from = str(source)  # type: ignore[attr-defined]
+    model.to(device).eval()
+    n_ignored = sum(1 for k in state if our_name_or_none(k) is None)
+    log.info("loaded the released structure tokenizer %s: %d tensors mapped, %d unused by the "
+             "reference's decoding skipped (GVP encoder, ESM-2, ...); tokenize unavailable",
+             source, len(mapped) - len(CONSTANT_NAMES), n_ignored)
+    return model, sha256_file(files.weights)
+
+
+def our_name_or_none(key: str) -> str | None:
+    """:func:`our_name` without the ``KeyError``."""
+    try:
+        return our_name(key)
+    except KeyError:
+        return None

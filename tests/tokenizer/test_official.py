@@ -1,0 +1,450 @@
+"""The released DPLM-2 structure tokenizer (airkingbd/struct_tokenizer) in our classes.
+
+The tests write tiny checkpoints in the released layout themselves: ``config.yaml`` (the
+reference ``VQModel``'s arguments) and ``dplm2_struct_tokenizer.ckpt`` (a ``torch.save``'d flat
+state dict), with the tensor names of the reference's modules written out here from its
+source (fair-esm ``TransformerLayer`` / folding trunk, openfold structure module), not taken
+from our classes or from transformers. Decoding is compared with a re-statement of the
+reference's post-quantization network and heads in plain torch plus a transformers
+``EsmFoldingTrunk`` loaded directly (strictly) from the official ``decoder.trunk.*`` tensors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from collections import OrderedDict
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+import yaml
+
+from dplm2.tokenizer import official
+from dplm2.tokenizer.hub import load_tokenizer
+
+E, BITS, D, Z = 16, 13, 32, 8  # encoder width, LFQ bits, post/trunk single width, pair width
+POST_LAYERS, POST_HEADS = 2, 8
+SEQ_HW, PAIR_HW, BINS = 8, 4, 4
+IPA_C, IPA_H, QK, V, SM_BLOCKS = 4, 2, 2, 3, 2
+
+
+def official_shapes() -> dict[str, tuple[int, ...]]:
+    """Name -> shape of every tensor of the reference's ``VQModel`` state dict (tiny sizes)."""
+    s: dict[str, tuple[int, ...]] = {}
+
+    def lin(name, out, inp, bias=True):
+        s[name + ".weight"] = (out, inp)
+        if bias:
+            s[name + ".bias"] = (out,)
+
+    def ln(name, d):
+        s[name + ".weight"] = (d,)
+        s[name + ".bias"] = (d,)
+
+    # unused by decoding: GVP encoder, decoder's ESM-2 and leftovers
+    s["encoder.encoder.embed_tokens.weight"] = (35, E)
+    lin("encoder.encoder.layers.0.fc1", 2 * E, E)
+    s["decoder.esm.embed_tokens.weight"] = (33, 8)
+    lin("decoder.esm.layers.0.self_attn.k_proj", 8, 8)
+    s["decoder.esm_s_combine"] = (7,)
+    s["decoder.af2_to_esm"] = (22,)
+    s["decoder.embedding.weight"] = (23, D)
+    lin("decoder.ptm_head", 64, Z)
+    # pre-quantization head
+    ln("pre_quant.0", E)
+    lin("pre_quant.1", BITS, E)
+    lin("pre_quant.3", BITS, BITS)
+    # post-quantization: MLP + fair-esm TransformerLayer x POST_LAYERS (rotary)
+    ln("post_quant.mlp.0", BITS)
+    lin("post_quant.mlp.1", D, BITS)
+    lin("post_quant.mlp.3", D, D)
+    for i in range(POST_LAYERS):
+        p = f"post_quant.transformer.layers.{i}."
+        for n in ("k_proj", "v_proj", "q_proj", "out_proj"):
+            lin(p + "self_attn." + n, D, D)
+        s[p + "self_attn.rot_emb.inv_freq"] = (D // POST_HEADS // 2,)
+        ln(p + "self_attn_layer_norm", D)
+        lin(p + "fc1", 4 * D, D)
+        lin(p + "fc2", D, 4 * D)
+        ln(p + "final_layer_norm", D)
+    ln("post_quant.transformer.emb_layer_norm_after", D)
+    # decoder (ESMFold copy)
+    ln("decoder.esm_s_mlp.0", D)
+    lin("decoder.esm_s_mlp.1", D, D)
+    lin("decoder.esm_s_mlp.3", D, D)
+    t = "decoder.trunk."
+    s[t + "pairwise_positional_embedding.embedding.weight"] = (2 * BINS + 2, Z)
+    b = t + "blocks.0."  # fair-esm TriangularSelfAttentionBlock with openfold modules
+    ln(b + "layernorm_1", D)
+    ln(b + "sequence_to_pair.layernorm", D)
+    lin(b + "sequence_to_pair.proj", Z, D)
+    lin(b + "sequence_to_pair.o_proj", Z, Z)
+    ln(b + "pair_to_sequence.layernorm", Z)
+    lin(b + "pair_to_sequence.linear", D // SEQ_HW, Z, bias=False)
+    lin(b + "seq_attention.proj", 3 * D, D, bias=False)
+    lin(b + "seq_attention.o_proj", D, D)
+    lin(b + "seq_attention.g_proj", D, D)
+    for m in ("tri_mul_out", "tri_mul_in"):
+        for n in ("linear_a_p", "linear_a_g", "linear_b_p", "linear_b_g", "linear_g", "linear_z"):
+            lin(b + f"{m}.{n}", Z, Z)
+        ln(b + f"{m}.layer_norm_in", Z)
+        ln(b + f"{m}.layer_norm_out", Z)
+    for m in ("tri_att_start", "tri_att_end"):
+        ln(b + f"{m}.layer_norm", Z)
+        lin(b + f"{m}.linear", Z // PAIR_HW, Z, bias=False)
+        for n in ("linear_q", "linear_k", "linear_v"):
+            lin(b + f"{m}.mha.{n}", Z, Z, bias=False)
+        lin(b + f"{m}.mha.linear_o", Z, Z)
+        lin(b + f"{m}.mha.linear_g", Z, Z)
+    for m, d in (("mlp_seq", D), ("mlp_pair", Z)):
+        ln(b + f"{m}.mlp.0", d)
+        lin(b + f"{m}.mlp.1", 4 * d, d)
+        lin(b + f"{m}.mlp.3", d, 4 * d)
+    ln(t + "recycle_s_norm", D)
+    ln(t + "recycle_z_norm", Z)
+    s[t + "recycle_disto.weight"] = (15, Z)
+    sm = t + "structure_module."  # openfold StructureModule
+    ln(sm + "layer_norm_s", D)
+    ln(sm + "layer_norm_z", Z)
+    lin(sm + "linear_in", D, D)
+    s[sm + "ipa.head_weights"] = (IPA_H,)
+    lin(sm + "ipa.linear_q", IPA_H * IPA_C, D)
+    lin(sm + "ipa.linear_kv", 2 * IPA_H * IPA_C, D)
+    lin(sm + "ipa.linear_q_points", IPA_H * QK * 3, D)
+    lin(sm + "ipa.linear_kv_points", IPA_H * (QK + V) * 3, D)
+    lin(sm + "ipa.linear_b", IPA_H, Z)
+    lin(sm + "ipa.linear_out", D, IPA_H * (Z + IPA_C + V * 4))
+    ln(sm + "layer_norm_ipa", D)
+    for n in ("linear_1", "linear_2", "linear_3"):
+        lin(sm + f"transition.layers.0.{n}", D, D)
+    ln(sm + "transition.layer_norm", D)
+    lin(sm + "bb_update.linear", 6, D)
+    lin(sm + "angle_resnet.linear_in", D, D)
+    lin(sm + "angle_resnet.linear_initial", D, D)
+    for i in range(2):
+        lin(sm + f"angle_resnet.layers.{i}.linear_1", D, D)
+        lin(sm + f"angle_resnet.layers.{i}.linear_2", D, D)
+    lin(sm + "angle_resnet.linear_out", 14, D)
+    lin(t + "trunk2sm_s", D, D)
+    lin(t + "trunk2sm_z", Z, Z)
+    lin("decoder.distogram_head", 64, Z)
+    lin("decoder.lm_head", 23, D)
+    ln("decoder.lddt_head.0", D)
+    lin("decoder.lddt_head.1", D, D)
+    lin("decoder.lddt_head.2", D, D)
+    lin("decoder.lddt_head.3", 37 * 50, D)
+    return s
+
+
+def official_config() -> dict:
+    return {
+        "encoder_config": {"freeze": True},
+        "decoder_config": {
+            "input_dim": D, "lddt_head_hid_dim": D,
+            "trunk": {"num_blocks": 1, "sequence_state_dim": D, "pairwise_state_dim": Z,
+                      "sequence_head_width": SEQ_HW, "pairwise_head_width": PAIR_HW,
+                      "position_bins": BINS, "max_recycles": 1,
+                      "structure_module": {"c_s": D, "c_z": Z, "c_ipa": IPA_C, "c_resnet": D,
+                                           "no_heads_ipa": IPA_H, "no_qk_points": QK,
+                                           "no_v_points": V, "no_blocks": SM_BLOCKS,
+                                           "no_angles": 7}}},
+        "codebook_config": {"num_codes": 2**BITS, "embed_dim": BITS, "freeze": False,
+                            "entropy_loss_weight": 0.1, "commitment_loss_weight": 0.25},
+    }
+
+
+def write_official(folder: Path, *, subdir: str = "", seed: int = 0, extra=None, drop=(),
+                   config: dict | None = None) -> dict[str, torch.Tensor]:
+    """A tiny random checkpoint in the released layout; returns its raw tensors."""
+    g = torch.Generator().manual_seed(seed)
+    state: dict[str, torch.Tensor] = OrderedDict()
+    for name, shape in official_shapes().items():
+        if name in drop:
+            continue
+        if name.endswith("inv_freq"):
+            hd = 2 * shape[0]
+            state[name] = 1.0 / (10000 ** (torch.arange(0, hd, 2).float() / hd))
+        elif name == "decoder.af2_to_esm":
+            state[name] = torch.arange(shape[0])
+        elif len(shape) == 1 and ("norm" in name or name.endswith((".0.weight",))) \
+                and name.endswith(".weight"):
+            state[name] = 1 + 0.1 * torch.randn(shape, generator=g)
+        else:
+            fan_in = shape[-1] if len(shape) > 1 else 1
+            state[name] = torch.randn(shape, generator=g) * (0.5 / math.sqrt(fan_in))
+    state.update(extra or {})
+    base = folder / subdir if subdir else folder
+    base.mkdir(parents=True, exist_ok=True)
+    torch.save(state, base / official.WEIGHTS_NAME)
+    (base / official.CONFIG_NAME).write_text(yaml.safe_dump(config or official_config()))
+    return dict(state)
+
+
+# -- independent re-statement of the reference's decoding -------------------------------------
+def ref_bits(tokens: torch.Tensor) -> torch.Tensor:
+    """LFQ ``get_codebook_entry``: bit i = (token >> (BITS-1-i)) & 1, as -1/+1."""
+    shifts = torch.tensor([BITS - 1 - i for i in range(BITS)])
+    return ((tokens[..., None] >> shifts) & 1).float() * 2 - 1
+
+
+def ref_post_quant(raw: dict, bits: torch.Tensor) -> torch.Tensor:
+    """post_quant.mlp -> fair-esm rotary TransformerLayers -> emb_layer_norm_after ->
+    decoder.esm_s_mlp, for an unpadded batch."""
+
+    def linear(x, p):
+        return F.linear(x, raw[p + ".weight"], raw.get(p + ".bias"))
+
+    def lnorm(x, p):
+        return F.layer_norm(x, x.shape[-1:], raw[p + ".weight"], raw[p + ".bias"])
+
+    x = linear(F.relu(linear(lnorm(bits, "post_quant.mlp.0"), "post_quant.mlp.1")),
+               "post_quant.mlp.3")
+    b, l, _ = x.shape
+    hd = D // POST_HEADS
+    pos = torch.arange(l).float()
+    for i in range(POST_LAYERS):
+        p = f"post_quant.transformer.layers.{i}."
+        h = lnorm(x, p + "self_attn_layer_norm")
+        q = linear(h, p + "self_attn.q_proj") * hd**-0.5
+        k = linear(h, p + "self_attn.k_proj")
+        v = linear(h, p + "self_attn.v_proj")
+        q, k, v = (t.reshape(b, l, POST_HEADS, hd) for t in (q, k, v))
+        ang = pos[:, None] * raw[p + "self_attn.rot_emb.inv_freq"][None]  # [L, hd/2]
+        cos, sin = ang.cos()[None, :, None], ang.sin()[None, :, None]
+
+        def rot(t):  # rotate (t1, t2) halves by the angle
+            t1, t2 = t[..., : hd // 2], t[..., hd // 2:]
+            return torch.cat([t1 * cos - t2 * sin, t2 * cos + t1 * sin], -1)
+
+        att = torch.einsum("blhd,bmhd->bhlm", rot(q), rot(k)).softmax(-1)
+        o = torch.einsum("bhlm,bmhd->blhd", att, v).reshape(b, l, D)
+        x = x + linear(o, p + "self_attn.out_proj")
+        h = lnorm(x, p + "final_layer_norm")
+        h = linear(h, p + "fc1")
+        x = x + linear(0.5 * h * (1 + torch.erf(h / math.sqrt(2))), p + "fc2")
+    x = lnorm(x, "post_quant.transformer.emb_layer_norm_after")
+    return linear(F.relu(linear(lnorm(x, "decoder.esm_s_mlp.0"), "decoder.esm_s_mlp.1")),
+                  "decoder.esm_s_mlp.3")
+
+
+def ref_trunk(raw: dict):
+    """transformers' EsmFoldingTrunk, loaded strictly from the official decoder.trunk.*"""
+    from transformers.models.esm.configuration_esm import StructureModuleConfig, TrunkConfig
+    from transformers.models.esm.modeling_esmfold import EsmFoldingTrunk
+
+    smc = StructureModuleConfig(sequence_dim=D, pairwise_dim=Z, ipa_dim=IPA_C, resnet_dim=D,
+                                num_heads_ipa=IPA_H, num_qk_points=QK, num_v_points=V,
+                                num_blocks=SM_BLOCKS, dropout_rate=0.0)
+    trunk = EsmFoldingTrunk(TrunkConfig(num_blocks=1, sequence_state_dim=D, pairwise_state_dim=Z,
+                                        sequence_head_width=SEQ_HW, pairwise_head_width=PAIR_HW,
+                                        position_bins=BINS, max_recycles=1, dropout=0.0,
+                                        structure_module=smc))
+    sd = {k[len("decoder.trunk."):]: v for k, v in raw.items() if k.startswith("decoder.trunk.")}
+    trunk.load_state_dict(sd, strict=True)
+    return trunk.eval()
+
+
+# -- tests ------------------------------------------------------------------------------------
+@pytest.mark.parametrize("subdir", ["", ".hydra"])
+def test_folder_loads_every_tensor_exactly(tmp_path, subdir):
+    raw = write_official(tmp_path / "stok", subdir=subdir)
+    model, sha = load_tokenizer(tmp_path / "stok")  # dispatched by hub.load_tokenizer
+    from dplm2.io import sha256_file
+
+    base = tmp_path / "stok" / subdir if subdir else tmp_path / "stok"
+    assert sha == sha256_file(base / official.WEIGHTS_NAME)
+    cfg = model.cfg
+    assert (cfg.post_transformer, cfg.trunk_input_mlp, cfg.heads) == ("rotary", True, "esmfold")
+    assert (cfg.encoder_dim, cfg.codebook_bits, cfg.post_dim, cfg.post_layers, cfg.post_heads,
+            cfg.trunk_blocks, cfg.pair_dim, cfg.seq_head_width, cfg.pair_head_width,
+            cfg.position_bins, cfg.sm_blocks, cfg.ipa_dim, cfg.ipa_heads, cfg.qk_points,
+            cfg.v_points, cfg.recycles, cfg.bit_standardize) == (
+        E, BITS, D, POST_LAYERS, POST_HEADS, 1, Z, SEQ_HW, PAIR_HW, BINS, SM_BLOCKS, IPA_C,
+        IPA_H, QK, V, 0, False)
+    ours = model.state_dict()
+    mapped = 0
+    for name, value in raw.items():
+        dst = official.our_name(name)
+        if dst is None:
+            assert name.startswith(("encoder.", "decoder.esm", "decoder.embedding",
+                                    "decoder.ptm_head", "decoder.af2_to_esm"))
+            continue
+        assert torch.equal(ours[dst], value), name
+        mapped += 1
+    assert mapped == len(ours) - 1  # all but the LFQ constant buffer
+    # a few by hand
+    assert torch.equal(ours["quantizer.proj.weight"], raw["pre_quant.1.weight"])
+    assert torch.equal(ours["decoder.post.norm.bias"],
+                       raw["post_quant.transformer.emb_layer_norm_after.bias"])
+    assert torch.equal(ours["decoder.post.transformer.1.self_attn.q_proj.weight"],
+                       raw["post_quant.transformer.layers.1.self_attn.q_proj.weight"])
+    assert torch.equal(ours["decoder.aa_head.weight"], raw["decoder.lm_head.weight"])
+    assert torch.equal(ours["decoder.trunk.structure_module.ipa.linear_kv_points.weight"],
+                       raw["decoder.trunk.structure_module.ipa.linear_kv_points.weight"])
+    assert not model.training
+
+
+def test_decoding_equals_reference_recomputation(tmp_path):
+    raw = write_official(tmp_path / "stok")
+    model, _ = official.load_official_tokenizer(tmp_path / "stok")
+    tokens = torch.tensor([[0, 8191, 5, 4096, 1234, 77, 3000, 8000, 2, 511, 6000, 42]])
+    mask = torch.ones_like(tokens, dtype=torch.bool)
+    bits = ref_bits(tokens)
+    torch.testing.assert_close(model.quantizer.indices_to_codes(tokens), bits)
+    with torch.no_grad():
+        ours_s = model.decoder.trunk_input(model.decoder.post(bits, mask))
+        ref_s = ref_post_quant(raw, bits)
+        torch.testing.assert_close(ours_s, ref_s, atol=1e-5, rtol=1e-5)
+        trunk = ref_trunk(raw)
+        b, l = tokens.shape
+        st = trunk(ref_s, ref_s.new_zeros(b, l, l, Z), torch.zeros_like(tokens),
+                   torch.arange(l)[None], mask.float(), no_recycles=0)  # one pass
+        lm = F.linear(st["s_s"], raw["decoder.lm_head.weight"], raw["decoder.lm_head.bias"])
+        h = F.layer_norm(st["states"][-1], (D,), raw["decoder.lddt_head.0.weight"],
+                         raw["decoder.lddt_head.0.bias"])
+        for i in (1, 2, 3):
+            h = F.linear(h, raw[f"decoder.lddt_head.{i}.weight"],
+                         raw[f"decoder.lddt_head.{i}.bias"])
+        lddt = h.reshape(b, l, 37, 50).softmax(-1) @ ((torch.arange(50) + 0.5) / 50)
+        dec = model.detokenize(tokens)
+        out = model.decoder(bits, mask)
+    torch.testing.assert_close(dec["backbone"], st["positions"][-1][:, :, :4], atol=1e-4,
+                               rtol=1e-4)
+    assert torch.equal(dec["aatype"], lm[..., :20].argmax(-1))
+    torch.testing.assert_close(dec["plddt"], 100 * lddt[..., 1], atol=1e-4, rtol=1e-4)
+    dist = F.linear(st["s_z"], raw["decoder.distogram_head.weight"],
+                    raw["decoder.distogram_head.bias"])
+    torch.testing.assert_close(out["distogram_logits"], (dist + dist.transpose(1, 2)) / 2,
+                               atol=1e-4, rtol=1e-4)
+    assert torch.isfinite(dec["backbone"]).all()
+
+
+def test_pre_quantization_and_lfq_match_and_tokenize_explains(tmp_path):
+    raw = write_official(tmp_path / "stok")
+    model, _ = official.load_official_tokenizer(tmp_path / "stok")
+    h = torch.randn(2, 9, E, generator=torch.Generator().manual_seed(3))
+    mask = torch.ones(2, 9, dtype=torch.bool)
+    x = F.layer_norm(h, (E,), raw["pre_quant.0.weight"], raw["pre_quant.0.bias"])
+    x = F.relu(F.linear(x, raw["pre_quant.1.weight"], raw["pre_quant.1.bias"]))
+    x = F.linear(x, raw["pre_quant.3.weight"], raw["pre_quant.3.bias"])
+    expect = ((x > 0).long() * (2 ** torch.arange(BITS - 1, -1, -1))).sum(-1)
+    with torch.no_grad():
+        assert torch.equal(model.quantizer(h, mask).indices, expect)
+    coords = torch.zeros(1, 5, 4, 3)
+    with pytest.raises(NotImplementedError, match="GVP-Transformer.*torch_scatter"):
+        model.tokenize(coords, torch.ones(1, 5, 4, dtype=torch.bool),
+                       torch.ones(1, 5, dtype=torch.bool))
+
+
+def test_hub_id_fetches_only_the_named_files(tmp_path, monkeypatch):
+    import huggingface_hub
+    from huggingface_hub.errors import EntryNotFoundError
+
+    src = tmp_path / "hub"
+    raw = write_official(src)
+    asked = []
+
+    def fake_download(repo, filename, revision=None, cache_dir=None, **kw):
+        asked.append((repo, filename, revision))
+        if not (src / filename).is_file():
+            raise EntryNotFoundError(f"{filename} not in {repo}")
+        return str(src / filename)
+
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", fake_download)
+    model, _ = load_tokenizer("airkingbd/struct_tokenizer@abc123")
+    assert asked == [("airkingbd/struct_tokenizer", "config.yaml", "abc123"),
+                     ("airkingbd/struct_tokenizer", "dplm2_struct_tokenizer.ckpt", "abc123")]
+    assert torch.equal(model.state_dict()["decoder.trunk_input.1.weight"],
+                       raw["decoder.esm_s_mlp.1.weight"])
+    # another repository in the released layout: our config.json is asked for first
+    asked.clear()
+    load_tokenizer("someone/my_struct_tokenizer")
+    assert [a[1] for a in asked] == ["config.json", "config.yaml", "dplm2_struct_tokenizer.ckpt"]
+
+
+def test_bad_or_missing_tensors_name_the_file(tmp_path):
+    ckpt = official.WEIGHTS_NAME
+    write_official(tmp_path / "a", extra={"decoder.bogus_head.weight": torch.zeros(2)})
+    with pytest.raises(ValueError, match=rf"{ckpt}.*unexpected: decoder.bogus_head.weight"):
+        official.load_official_tokenizer(tmp_path / "a")
+    write_official(tmp_path / "b", drop={"decoder.trunk.structure_module.bb_update.linear.bias",
+                                         "post_quant.transformer.layers.1.fc2.weight"})
+    with pytest.raises(ValueError, match=rf"{ckpt}.*2 missing.*bb_update.linear.bias"):
+        official.load_official_tokenizer(tmp_path / "b")
+    raw = write_official(tmp_path / "c")
+    raw["decoder.lm_head.bias"] = torch.zeros(22)
+    torch.save(raw, tmp_path / "c" / ckpt)
+    with pytest.raises(ValueError, match=rf"{ckpt}.*lm_head"):
+        official.load_official_tokenizer(tmp_path / "c")
+    cfg = official_config()
+    cfg["decoder_config"]["trunk"]["pairwise_state_dim"] = 16
+    write_official(tmp_path / "d", config=cfg)
+    with pytest.raises(ValueError, match=r"config.yaml.*pairwise_state_dim = 16"):
+        official.load_official_tokenizer(tmp_path / "d")
+    write_official(tmp_path / "e")
+    (tmp_path / "e" / "config.yaml").unlink()
+    with pytest.raises(FileNotFoundError, match="config.yaml"):
+        official.load_official_tokenizer(tmp_path / "e")
+    (tmp_path / "f").mkdir()
+    torch.save({"w": torch.zeros(1), "args": argparse.Namespace(x=1)}, tmp_path / "f" / ckpt)
+    (tmp_path / "f" / "config.yaml").write_text(yaml.safe_dump(official_config()))
+    with pytest.raises(ValueError, match=rf"{ckpt}: not a readable tensors-only checkpoint"):
+        official.load_official_tokenizer(tmp_path / "f")
+    with pytest.raises(FileNotFoundError, match="neither"):
+        official.load_official_tokenizer(tmp_path / "nothing-here")
+
+
+def test_cli_detokenize_writes_a_pdb_biotite_reads(tmp_path):
+    import biotite.structure.io as strucio
+    import pyarrow as pa
+
+    from dplm2.cli import main
+    from dplm2.io import write_parquet
+    from dplm2.tokenizer.tokenize import TOKEN_SCHEMA
+
+    write_official(tmp_path / "stok")
+    toks = [[5, 8191, 0, 4096, 8192, 77, 3000, 12], [1, 2, 3, 4, 5, 6]]
+    rows = {"id": ["gen_0", "gen_1"], "source": ["generated"] * 2, "split": ["test"] * 2,
+            "sequence": ["A" * len(t) for t in toks], "struct_tokens": toks,
+            "length": [len(t) for t in toks], "plddt": [None, None]}
+    shard = tmp_path / "tokens.parquet"
+    write_parquet(pa.Table.from_pydict(rows, schema=TOKEN_SCHEMA), shard, {"stage": "test"})
+    assert main(["tokenizer", "detokenize", "--tokens", str(shard), "--tokenizer",
+                 str(tmp_path / "stok"), "--out-dir", str(tmp_path / "pdb")]) == 0
+    atoms = strucio.load_structure(tmp_path / "pdb" / "gen_0.pdb", extra_fields=["b_factor"])
+    ca = atoms[atoms.atom_name == "CA"]
+    assert len(ca) == 7  # the unknown token (8192) is a gap
+    assert np.isfinite(ca.coord).all()
+    assert ((ca.b_factor >= 0) & (ca.b_factor <= 100)).all()
+    assert set(np.unique(atoms.atom_name)) <= {"N", "CA", "C", "O", "CB"}
+    assert (tmp_path / "pdb" / "gen_1.pdb").is_file()
+
+
+def test_reference_options_train_and_round_trip(tmp_path, records):
+    """The new architecture options also work for our own training and checkpoints."""
+    from dplm2.tokenizer.config import ModelConfig
+    from dplm2.tokenizer.data import collate
+    from dplm2.tokenizer.hub import save_tokenizer
+    from dplm2.tokenizer.model import StructureTokenizer
+
+    from .conftest import TINY_MODEL
+
+    torch.manual_seed(0)
+    cfg = ModelConfig(**{**TINY_MODEL, "post_transformer": "rotary", "trunk_input_mlp": True,
+                         "heads": "esmfold", "bit_standardize": False})
+    model = StructureTokenizer(cfg)
+    batch = collate(records[:2], [(0, 24), (0, 20)])
+    out = model(batch)
+    loss, metrics = model.loss(batch, out)
+    assert torch.isfinite(loss) and out["aa_logits"].shape[-1] == 20
+    assert out["plddt_logits"].shape == (2, 24, 50)
+    loss.backward()
+    save_tokenizer(model, tmp_path / "ours")
+    back, _ = load_tokenizer(tmp_path / "ours")
+    assert back.cfg == cfg
+    tokens = torch.tensor([[1, 2, 3, 8192, 5]])
+    torch.testing.assert_close(back.detokenize(tokens)["backbone"],
+                               model.eval().detokenize(tokens)["backbone"])
