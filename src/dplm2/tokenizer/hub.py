@@ -113,8 +113,14 @@ def load_tokenizer(
         return official.load_official_tokenizer(name, device=device, cache_dir=cache_dir)
     try:
         cfg_path, weights = resolve_files(name_or_path, cache_dir)
-    except Exception as exc:  # noqa: BLE001 -- huggingface_hub's "no such file" error
-        if not (official.is_hub_id(name) and type(exc).__name__ == "EntryNotFoundError"):
+    except Exception as exc:
+        from huggingface_hub.errors import (  # noqa: PLC0415
+            EntryNotFoundError,
+            LocalEntryNotFoundError,
+        )
+
+        # The repository exists but has no config.json: maybe the released layout.
+        if not isinstance(exc, EntryNotFoundError) or isinstance(exc, LocalEntryNotFoundError):
             raise
         log.info("%s has no %s: trying the released tokenizer layout", name, CONFIG_NAME)
         return official.load_official_tokenizer(name, device=device, cache_dir=cache_dir)

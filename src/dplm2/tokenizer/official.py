@@ -88,7 +88,7 @@ FIXED_SM = {"trans_scale_factor": 10, "epsilon": 1e-8, "inf": 1e5, "no_angles": 
 
 #: Official tensors the reference's forward pass never uses (prefixes / exact names).
 IGNORED_PREFIXES = ("encoder.", "decoder.esm.", "decoder.embedding.", "decoder.ptm_head.",
-                    "model_ema.")
+                    "model_ema.", "quantize.")  # quantize.*: LFQ constants, if ever saved
 IGNORED_NAMES = ("decoder.esm_s_combine", "decoder.af2_to_esm")
 #: Our tensors that hold constants, not learned weights (kept from construction).
 CONSTANT_NAMES = ("quantizer.lfq.mask",)
@@ -290,31 +290,28 @@ def config_from_official(
     pair_dim = shape("decoder.trunk.recycle_z_norm.weight")
     sm = "decoder.trunk.structure_module."
     ipa_heads = shape(sm + "ipa.head_weights")
+    tc, smc = "decoder_config.trunk.", "decoder_config.trunk.structure_module."
+    qk = shape(sm + "ipa.linear_q_points.weight") // (3 * ipa_heads)
     inferred = {
         "codebook_config.embed_dim": bits,
         "decoder_config.input_dim": post_dim,
-        "decoder_config.trunk.sequence_state_dim": c_s,
-        "decoder_config.trunk.pairwise_state_dim": pair_dim,
-        "decoder_config.trunk.num_blocks": _count(state, "decoder.trunk.blocks."),
-        "decoder_config.trunk.position_bins":
-            (shape("decoder.trunk.pairwise_positional_embedding.embedding.weight") - 2) // 2,
-        "decoder_config.trunk.structure_module.c_s": shape(sm + "linear_in.weight"),
-        "decoder_config.trunk.structure_module.c_z": shape(sm + "layer_norm_z.weight"),
-        "decoder_config.trunk.structure_module.c_resnet": shape(sm + "angle_resnet.linear_in.weight"),
-        "decoder_config.trunk.structure_module.no_heads_ipa": ipa_heads,
-        "decoder_config.trunk.structure_module.c_ipa": shape(sm + "ipa.linear_q.weight") // ipa_heads,
-        "decoder_config.trunk.structure_module.no_qk_points":
-            shape(sm + "ipa.linear_q_points.weight") // (3 * ipa_heads),
-        "decoder_config.trunk.structure_module.no_angles": shape(sm + "angle_resnet.linear_out.weight") // 2,
-        "decoder_config.trunk.structure_module.no_resnet_blocks":
-            _count(state, sm + "angle_resnet.layers."),
-        "decoder_config.trunk.structure_module.no_transition_layers":
-            _count(state, sm + "transition.layers."),
         "decoder_config.lddt_head_hid_dim": shape("decoder.lddt_head.1.weight"),
+        tc + "sequence_state_dim": c_s,
+        tc + "pairwise_state_dim": pair_dim,
+        tc + "num_blocks": _count(state, "decoder.trunk.blocks."),
+        tc + "position_bins":
+            (shape("decoder.trunk.pairwise_positional_embedding.embedding.weight") - 2) // 2,
+        smc + "c_s": shape(sm + "linear_in.weight"),
+        smc + "c_z": shape(sm + "layer_norm_z.weight"),
+        smc + "c_resnet": shape(sm + "angle_resnet.linear_in.weight"),
+        smc + "no_heads_ipa": ipa_heads,
+        smc + "c_ipa": shape(sm + "ipa.linear_q.weight") // ipa_heads,
+        smc + "no_qk_points": qk,
+        smc + "no_v_points": shape(sm + "ipa.linear_kv_points.weight") // (3 * ipa_heads) - qk,
+        smc + "no_angles": shape(sm + "angle_resnet.linear_out.weight") // 2,
+        smc + "no_resnet_blocks": _count(state, sm + "angle_resnet.layers."),
+        smc + "no_transition_layers": _count(state, sm + "transition.layers."),
     }
-    inferred["decoder_config.trunk.structure_module.no_v_points"] = (
-        shape(sm + "ipa.linear_kv_points.weight") // (3 * ipa_heads)
-        - inferred["decoder_config.trunk.structure_module.no_qk_points"])
     trunk_blocks = inferred["decoder_config.trunk.num_blocks"]
     if trunk_blocks:
         inferred["decoder_config.trunk.sequence_head_width"] = c_s // shape(
