@@ -70,7 +70,13 @@ def main(argv=None) -> int:
     ap.add_argument("--unclamped", type=float, default=0.0,
                     help="tokenizer.loss.fape_unclamped_fraction")
     ap.add_argument("--recycles", type=int, default=0)
+    ap.add_argument("--entropy", type=float, default=0.1,
+                    help="tokenizer.loss.entropy (LFQ entropy weight; spec 0.1)")
+    ap.add_argument("--decorrelation", type=float, default=0.0,
+                    help="tokenizer.loss.bit_decorrelation")
     ap.add_argument("--batch-size", type=int, default=3)
+    ap.add_argument("--model", default="{}",
+                    help="JSON of tokenizer.model keys overriding the bench model")
     ap.add_argument("--out", default=str(REPO / "results/bench/tokenizer_overfit"))
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
@@ -85,11 +91,12 @@ def main(argv=None) -> int:
     records = load_records()
     steps = max(10, int(args.minutes * 60 / args.step_seconds))
     cfg = TokenizerConfig.from_dict({
-        "model": {**MODEL, "recycles": args.recycles},
+        "model": {**MODEL, "recycles": args.recycles, **json.loads(args.model)},
         # violation off: at initialisation every atom sits at the origin and the clash term
         # (x0.3 x sqrt(L)) dominates the loss (536 at step 1) and kept FAPE flat for 600 steps.
         "loss": {"frac_per_sample_entropy": 0.25, "violation": 0.0,
-                 "fape_unclamped_fraction": args.unclamped},
+                 "fape_unclamped_fraction": args.unclamped, "entropy": args.entropy,
+                 "bit_decorrelation": args.decorrelation},
         "data": {"crop_length": 160, "batch_size": args.batch_size,
                  "random_crop_min": args.crop_min},
         "train": {"max_steps": steps, "lr": args.lr, "warmup_steps": 20, "end_lr": args.lr / 4,

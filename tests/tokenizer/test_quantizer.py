@@ -109,3 +109,15 @@ def test_train_and_eval_mode_give_identical_bits():
     q.zero_grad()
     q(h, mask).quantized.square().mul(torch.randn(3, 40, 13)).sum().backward()
     assert q.proj.weight.grad.abs().sum() > 0
+
+
+def test_bit_decorrelation_is_one_for_copies_and_near_zero_for_independent_bits():
+    from dplm2.tokenizer.quantizer import bit_decorrelation
+
+    g = torch.Generator().manual_seed(0)
+    base = torch.randn(4000, 1, generator=g)
+    assert abs(float(bit_decorrelation(base.repeat(1, 13))) - 1.0) < 1e-4
+    assert float(bit_decorrelation(torch.randn(4000, 13, generator=g))) < 1e-3
+    x = torch.randn(500, 13, generator=g, requires_grad=True)
+    bit_decorrelation(x).backward()
+    assert torch.isfinite(x.grad).all() and x.grad.abs().sum() > 0

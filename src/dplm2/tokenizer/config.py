@@ -184,6 +184,7 @@ class LossConfig(StageConfig):
     codebook: float = 1.0
     entropy: float = 0.1
     commitment: float = 0.25
+    bit_decorrelation: float = 0.0
     entropy_temperature: float = 0.01
     frac_per_sample_entropy: float = 1.0
     sqrt_length_scaling: bool = True
