@@ -74,6 +74,8 @@ def main(argv=None) -> int:
                     help="tokenizer.loss.entropy (LFQ entropy weight; spec 0.1)")
     ap.add_argument("--decorrelation", type=float, default=0.0,
                     help="tokenizer.loss.bit_decorrelation")
+    ap.add_argument("--violation", type=float, default=0.0,
+                    help="tokenizer.loss.violation (bonds and angles; the clash term stays off)")
     ap.add_argument("--batch-size", type=int, default=3)
     ap.add_argument("--model", default="{}",
                     help="JSON of tokenizer.model keys overriding the bench model")
@@ -94,7 +96,8 @@ def main(argv=None) -> int:
         "model": {**MODEL, "recycles": args.recycles, **json.loads(args.model)},
         # violation off: at initialisation every atom sits at the origin and the clash term
         # (x0.3 x sqrt(L)) dominates the loss (536 at step 1) and kept FAPE flat for 600 steps.
-        "loss": {"frac_per_sample_entropy": 0.25, "violation": 0.0,
+        "loss": {"frac_per_sample_entropy": 0.25, "violation": args.violation,
+                 "violation_clash": 0.0,
                  "fape_unclamped_fraction": args.unclamped, "entropy": args.entropy,
                  "bit_decorrelation": args.decorrelation},
         "data": {"crop_length": 160, "batch_size": args.batch_size,

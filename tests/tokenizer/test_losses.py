@@ -83,7 +83,14 @@ def test_violation_zero_on_real_backbone_and_positive_when_collapsed(records):
     real = L.violation_loss(batch["coords"], batch["coords"], batch["mask"])
     assert float(real) < 0.05
     collapsed = torch.zeros_like(batch["coords"])
-    assert float(L.violation_loss(collapsed, batch["coords"], batch["mask"])) > 1.0
+    full = float(L.violation_loss(collapsed, batch["coords"], batch["mask"]))
+    assert full > 1.0
+    # without the clash part only the bond/angle terms remain: still positive, much smaller
+    bonds = float(L.violation_loss(collapsed, batch["coords"], batch["mask"], clash_weight=0.0))
+    assert 0.0 < bonds < full / 10
+    # a chain squeezed to half its size breaks the peptide bonds but clashes little
+    squeezed = batch["coords"] * 0.5
+    assert float(L.violation_loss(squeezed, batch["coords"], batch["mask"], clash_weight=0.0)) > 0.1
 
 
 def test_lddt_perfect_is_one(records):

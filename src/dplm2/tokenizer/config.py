@@ -180,6 +180,7 @@ class LossConfig(StageConfig):
     distogram: float = 1.0
     aa: float = 1.0
     violation: float = 0.3
+    violation_clash: float = 1.0
     plddt: float = 0.01
     codebook: float = 1.0
     entropy: float = 0.1

@@ -114,12 +114,13 @@ def _cos_angle(a: torch.Tensor, b: torch.Tensor, c: torch.Tensor) -> torch.Tenso
     return (u * v).sum(-1) / (u.norm(dim=-1) * v.norm(dim=-1) + 1e-6)
 
 
-def violation_loss(pos: torch.Tensor, coords: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+def violation_loss(pos: torch.Tensor, coords: torch.Tensor, mask: torch.Tensor,
+                   clash_weight: float = 1.0) -> torch.Tensor:
     """Backbone violations of the final structure, ``[B]`` (AF2 1.9.11, backbone atoms only).
 
     Flat-bottom penalties (12 standard deviations) on the peptide C-N bond length and the
     CA-C-N and C-N-CA angles, plus a clash term over N/CA/C/O of residues more than one
-    apart (overlap of van der Waals radii beyond 1.5 A). Consecutive pairs whose *true*
+    apart (overlap of van der Waals radii beyond 1.5 A), times ``clash_weight``. Consecutive pairs whose *true*
     C-N distance exceeds 2 A are chain breaks and are not penalised.
     """
     n, ca, c, o = (pos[:, :, i] for i in range(4))  # [B, L, 3] each
@@ -144,7 +145,7 @@ def violation_loss(pos: torch.Tensor, coords: torch.Tensor, mask: torch.Tensor) 
     pm = (am[:, :, None] & am[:, None, :] & far).float()
     overlap = F.relu(radii[:, None] + radii[None, :] - CLASH_TOLERANCE - d) * pm
     clash = overlap.sum((1, 2)) / 2 / am.float().sum(1).clamp(min=1.0)  # per atom, as AF2
-    return between + clash
+    return between + clash_weight * clash
 
 
 def lddt_ca(pred_ca: torch.Tensor, true_ca: torch.Tensor, mask: torch.Tensor,
