@@ -3,6 +3,7 @@
 from dplm2.io.atomic import atomic_path, atomic_write_bytes, atomic_write_text
 from dplm2.io.fasta import PROTEIN_LETTERS, read_fasta
 from dplm2.io.hashing import sha256_file
+from dplm2.io.tensors import read_tensor_file
 from dplm2.io.parquet import (
     read_parquet_checked,
     read_parquet_metadata,
@@ -11,6 +12,7 @@ from dplm2.io.parquet import (
 )
 
 __all__ = [
+    "read_tensor_file",
     "PROTEIN_LETTERS",
     "read_fasta",
     "sha256_file",

@@ -44,7 +44,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from dplm2.io import atomic_path, atomic_write_text
+from dplm2.io import atomic_path, atomic_write_text, read_tensor_file
 from dplm2.lm.model import TOKEN_DROPOUT_PASSES, DPLM2LM, mark_dplm2
 from dplm2.lm.vocab import (
     AA_TOKENS,
@@ -125,21 +125,7 @@ def resolve_official(
 
 def read_weights(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     """Tensors of a safetensors or (tensors-only) PyTorch weights file, on the CPU."""
-    path = Path(path)
-    try:
-        if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
-
-            state = load_file(str(path))
-        else:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-    except (OSError, RuntimeError, ValueError, EOFError) as exc:
-        raise ValueError(f"{path}: not a readable weights file ({exc})") from exc
-    if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
-        state = state["state_dict"]  # a training checkpoint
-    if not isinstance(state, dict) or not all(torch.is_tensor(v) for v in state.values()):
-        raise ValueError(f"{path}: expected a flat name -> tensor mapping")
-    return state
+    return read_tensor_file(path)
 
 
 def esm_config_from_official(path: str | os.PathLike):

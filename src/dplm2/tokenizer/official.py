@@ -62,7 +62,7 @@ import torch
 from torch import nn
 
 from dplm2.config import ConfigError
-from dplm2.io import sha256_file
+from dplm2.io import read_tensor_file, sha256_file
 from dplm2.tokenizer.config import ModelConfig
 from dplm2.tokenizer.model import StructureTokenizer
 
@@ -183,30 +183,12 @@ def resolve_official_tokenizer(
 
 
 def read_checkpoint(path: str | os.PathLike) -> dict[str, torch.Tensor]:
-    """Tensors of the released checkpoint (``torch.load(weights_only=True)`` or safetensors).
-
-    A Lightning-style ``{"state_dict": ...}`` wrapper and a uniform ``model.`` prefix are
-    accepted. ``ValueError`` naming the file if it is not a flat name -> tensor mapping.
-    """
-    path = Path(path)
-    try:
-        if path.suffix == ".safetensors":
-            from safetensors.torch import load_file  # noqa: PLC0415
-
-            state = load_file(str(path))
-        else:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 -- unpickling errors come in many types
-        raise ValueError(f"{path}: not a readable tensors-only checkpoint ({exc})") from exc
-    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
-        state = state["state_dict"]
-    if not isinstance(state, dict) or not state or not all(
-        isinstance(k, str) and torch.is_tensor(v) for k, v in state.items()
-    ):
-        raise ValueError(f"{path}: expected a flat name -> tensor mapping")
+    """Tensors of the released checkpoint (:func:`dplm2.io.read_tensor_file`); a uniform
+    ``model.`` prefix is dropped."""
+    state = read_tensor_file(path)
     if all(k.startswith("model.") for k in state):
         state = {k[len("model."):]: v for k, v in state.items()}
-    return dict(state)
+    return state
 
 
 def read_official_config(path: str | os.PathLike) -> dict[str, Any]:
