@@ -109,7 +109,7 @@ def main(argv=None) -> int:
                  "bit_decorrelation": args.decorrelation},
         "data": {"crop_length": 160, "batch_size": args.batch_size,
                  "random_crop_min": args.crop_min},
-        "train": {"max_steps": steps, "lr": args.lr, "warmup_steps": 20, "end_lr": args.lr / 4,
+        "train": {"max_steps": steps, "lr": args.lr, "warmup_steps": min(20, steps), "end_lr": args.lr / 4,
                   "val_every": 0, "ckpt_every": 100, "log_every": 25, "precision": "fp32"},
     })
     out = Path(args.out)
