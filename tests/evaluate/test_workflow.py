@@ -176,3 +176,23 @@ def test_snakemake_cogen_rules_and_single_metric_rerun(tmp_path, tiny_esmfold):
         assert (ev / f"{m}.parquet").stat().st_mtime_ns == t
     np.testing.assert_array_equal(pl.read_parquet(ev / "diversity.parquet")["cluster"].to_numpy(),
                                   div["cluster"].to_numpy())
+
+
+def test_cli_ss_cogen_samples_are_evaluated_like_cogen(tmp_path, tiny_esmfold):
+    root = tmp_path / "results"
+    fold = json.dumps({"backend": "esmfold", "esmfold_model": str(tiny_esmfold), "device": "cpu"})
+    ev = root / "evaluate" / "ss_cogen"
+    s = _samples(root, "ss_cogen", ["1hml_A", "d1mbaa_"])
+    assert dplm2_main(["evaluate", "refold", "--task", "ss_cogen", "--samples", str(s),
+                       "--out", str(ev / "refold.parquet"), "--pdb-dir", str(ev / "refold"),
+                       "--params", fold]) == 0
+    assert dplm2_main(["evaluate", "self-consistency", "--task", "ss_cogen", "--samples", str(s),
+                       "--refold", str(ev / "refold.parquet"),
+                       "--out", str(ev / "self_consistency.parquet")]) == 0
+    sc = pl.read_parquet(ev / "self_consistency.parquet")
+    assert sc.height == 2 and sc["sctm"].is_between(0, 1).all()
+    # a cogen table is not an ss_cogen table: rows must belong to the task asked for
+    other = _samples(tmp_path / "other", "cogen", ["1hml_A"])
+    assert dplm2_main(["evaluate", "refold", "--task", "ss_cogen", "--samples", str(other),
+                       "--out", str(tmp_path / "x.parquet"), "--pdb-dir", str(tmp_path / "x"),
+                       "--params", fold]) == 2

@@ -233,3 +233,24 @@ def test_workflow_target_dry_runs(tmp_path):
     assert out.returncode == 0, out.stderr[-3000:]
     text = out.stdout + out.stderr
     assert "generate_ss_cogen" in text and "ss_table" in text
+
+
+def test_ss_cogen_evaluation_targets_dry_run(tmp_path):
+    """With ss_cogen in both task lists the evaluation stage gets co-generation's metrics."""
+    import yaml
+
+    from tests.workflow.test_snakemake import REPO, run_snakemake
+
+    cfg = yaml.safe_load((REPO / "config.yaml").read_text())
+    cfg["results"] = str(tmp_path / "results")
+    cfg["generate"]["tasks"] = ["ss_cogen"]
+    cfg["evaluate"]["tasks"] = ["ss_cogen"]
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    ev = tmp_path / "results" / "evaluate" / "ss_cogen"
+    out = run_snakemake("-n", "--configfile", str(path), "--", str(ev / "summary.md"))
+    assert out.returncode == 0, out.stderr[-3000:]
+    text = out.stdout + out.stderr
+    for rule in ("generate_ss_cogen", "evaluate_self_consistency", "evaluate_diversity",
+                 "evaluate_novelty", "evaluate_summary"):
+        assert rule in text, rule

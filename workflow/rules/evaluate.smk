@@ -11,7 +11,7 @@ include: "evaluate_common.smk"
 
 
 wildcard_constraints:
-    task="cogen|folding|inverse_folding|scaffold",
+    task="cogen|folding|inverse_folding|scaffold|ss_cogen",
 
 
 rule evaluate_refold:

@@ -9,6 +9,7 @@ EVAL_TASK_METRICS = {
     "folding": ["fold_accuracy"],
     "inverse_folding": ["recovery", "self_consistency"],
     "scaffold": ["self_consistency", "motif"],
+    "ss_cogen": ["self_consistency", "diversity", "novelty"],
 }
 
 

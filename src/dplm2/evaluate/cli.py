@@ -10,7 +10,7 @@ import logging
 
 log = logging.getLogger("dplm2.evaluate")
 
-TASK_CHOICES = ("cogen", "folding", "inverse_folding", "scaffold")
+TASK_CHOICES = ("cogen", "folding", "inverse_folding", "scaffold", "ss_cogen")
 
 
 def register(subparsers) -> None:

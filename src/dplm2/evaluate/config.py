@@ -11,7 +11,7 @@ import dataclasses
 
 from dplm2.config import ConfigError, StageConfig
 
-TASKS = ("cogen", "folding", "inverse_folding", "scaffold")
+TASKS = ("cogen", "folding", "inverse_folding", "scaffold", "ss_cogen")
 
 #: Metrics computed for each generation task (spec §6). ``refold`` is the cached folding-backend
 #: prediction that the self-consistency metrics share; it is not a metric table itself.
@@ -20,6 +20,8 @@ TASK_METRICS: dict[str, tuple[str, ...]] = {
     "folding": ("fold_accuracy",),
     "inverse_folding": ("recovery", "self_consistency"),
     "scaffold": ("self_consistency", "motif"),
+    # secondary-structure-guided co-generation: the same metrics as co-generation
+    "ss_cogen": ("self_consistency", "diversity", "novelty"),
 }
 
 

@@ -42,6 +42,7 @@ from dplm2.io import read_parquet_checked
 BASE_COLUMNS = ("sample_id", "task", "length", "sequence")
 REQUIRED: dict[str, tuple[str, ...]] = {
     "cogen": BASE_COLUMNS + ("pdb_path",),
+    "ss_cogen": BASE_COLUMNS + ("pdb_path",),
     "folding": BASE_COLUMNS + ("pdb_path", "target_id", "reference_path"),
     "inverse_folding": BASE_COLUMNS + ("target_id", "reference_path"),
     "scaffold": BASE_COLUMNS
