@@ -13,3 +13,26 @@ RESOURCES = REPO / "resources"
 @pytest.fixture(scope="session")
 def repo_root() -> Path:
     return REPO
+
+
+@pytest.fixture
+def fake_hub(monkeypatch):
+    """``serve(folder) -> asked``: ``huggingface_hub.hf_hub_download`` answers from ``folder``
+    (``EntryNotFoundError`` for files it lacks) and records every ``(repo, filename, revision)``
+    asked for, so tests can check that only the named files are fetched."""
+    import huggingface_hub
+    from huggingface_hub.errors import EntryNotFoundError
+
+    def serve(folder: Path) -> list[tuple]:
+        asked: list[tuple] = []
+
+        def download(repo, filename, revision=None, cache_dir=None, **kw):
+            asked.append((repo, filename, revision))
+            if not (Path(folder) / filename).is_file():
+                raise EntryNotFoundError(f"{filename} not in {repo}")
+            return str(Path(folder) / filename)
+
+        monkeypatch.setattr(huggingface_hub, "hf_hub_download", download)
+        return asked
+
+    return serve

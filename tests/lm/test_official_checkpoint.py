@@ -217,21 +217,10 @@ def test_import_then_load_like_our_own_and_export_round_trip(tmp_path):
     assert not official.is_official_folder(tmp_path / "ours")
 
 
-def test_hub_id_fetches_only_the_named_files(tmp_path, monkeypatch):
-    import huggingface_hub
-    from huggingface_hub.errors import EntryNotFoundError
-
+def test_hub_id_fetches_only_the_named_files(tmp_path, fake_hub):
     src = tmp_path / "hub"
     write_official(src, official_names(False), fmt="bin")
-    asked = []
-
-    def fake_download(repo, filename, revision=None, cache_dir=None, **kw):
-        asked.append((repo, filename, revision))
-        if not (src / filename).is_file():
-            raise EntryNotFoundError(f"{filename} not in {repo}")
-        return str(src / filename)
-
-    monkeypatch.setattr(huggingface_hub, "hf_hub_download", fake_download)
+    asked = fake_hub(src)
     model = official.load_lm("airkingbd/dplm2_tiny@abc123")
     assert model.config.num_hidden_layers == LAYERS
     assert [a[1] for a in asked] == ["config.json", "vocab.txt", "model.safetensors",

@@ -339,21 +339,10 @@ def test_pre_quantization_and_lfq_match_and_tokenize_explains(tmp_path):
                        torch.ones(1, 5, dtype=torch.bool))
 
 
-def test_hub_id_fetches_only_the_named_files(tmp_path, monkeypatch):
-    import huggingface_hub
-    from huggingface_hub.errors import EntryNotFoundError
-
+def test_hub_id_fetches_only_the_named_files(tmp_path, fake_hub):
     src = tmp_path / "hub"
     raw = write_official(src)
-    asked = []
-
-    def fake_download(repo, filename, revision=None, cache_dir=None, **kw):
-        asked.append((repo, filename, revision))
-        if not (src / filename).is_file():
-            raise EntryNotFoundError(f"{filename} not in {repo}")
-        return str(src / filename)
-
-    monkeypatch.setattr(huggingface_hub, "hf_hub_download", fake_download)
+    asked = fake_hub(src)
     model, _ = load_tokenizer("airkingbd/struct_tokenizer@abc123")
     assert asked == [("airkingbd/struct_tokenizer", "config.yaml", "abc123"),
                      ("airkingbd/struct_tokenizer", "dplm2_struct_tokenizer.ckpt", "abc123")]

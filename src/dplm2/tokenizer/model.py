@@ -135,7 +135,7 @@ class StructureTokenizer(nn.Module):
             entropy_per_sample=float(q.per_sample_entropy.detach()),
             entropy_codebook=float(q.codebook_entropy.detach()),
             commitment=float(q.commitment.detach()),
-            bit_correlation=float(q.decorrelation.detach()) if q.decorrelation is not None else 0.0,
+            bit_correlation=float(q.decorrelation) if q.decorrelation is not None else float("nan"),
             batch_codes_used=float(torch.unique(q.indices[mask]).numel()),
             length_scale=scale,
         )

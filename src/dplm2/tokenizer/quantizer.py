@@ -199,9 +199,11 @@ class Quantizer(nn.Module):
         quantized[mask] = q_sel[0].to(x.dtype)  # back to [B, L, bits], 0 at padding
         # LFQ's own indices equal bits_to_indices(x); recompute so eval and train agree exactly.
         indices = bits_to_indices(x)
-        decor = bit_decorrelation(sel[0])
-        if self.decorrelation_weight > 0 and self.training:
-            aux = aux + self.decorrelation_weight * decor
+        decor = None  # a training diagnostic (and optional loss): not computed when tokenizing
+        if self.training:
+            decor = bit_decorrelation(sel[0])
+            if self.decorrelation_weight > 0:
+                aux = aux + self.decorrelation_weight * decor
         return QuantizerOutput(quantized, indices, aux, ps_ent, cb_ent, commit, decor)
 
     @torch.no_grad()
