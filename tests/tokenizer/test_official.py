@@ -7,6 +7,10 @@ source (fair-esm ``TransformerLayer`` / folding trunk, openfold structure module
 from our classes or from transformers. Decoding is compared with a re-statement of the
 reference's post-quantization network and heads in plain torch plus a transformers
 ``EsmFoldingTrunk`` loaded directly (strictly) from the official ``decoder.trunk.*`` tensors.
+The GVP encoder's tensors come from a tiny fair-esm ``GVPTransformerEncoder`` (the reference
+takes its encoder from fair-esm too); tokenizing is compared with that module run the way the
+reference's ``GVPTransformerEncoderWrapper2`` runs it, then the pre-quantization head and LFQ
+restated in plain torch.
 """
 
 from __future__ import annotations
@@ -22,13 +26,44 @@ import torch
 import torch.nn.functional as F
 import yaml
 
-from dplm2.tokenizer import official
+from dplm2.tokenizer import gvp, official
 from dplm2.tokenizer.hub import load_tokenizer
+
+try:
+    gvp.import_fair_esm()
+    HAVE_FAIR_ESM = True
+except gvp.FairEsmUnavailable:
+    HAVE_FAIR_ESM = False
+needs_fair_esm = pytest.mark.skipif(not HAVE_FAIR_ESM, reason="fair-esm/torch_geometric absent")
 
 E, BITS, D, Z = 16, 13, 32, 8  # encoder width, LFQ bits, post/trunk single width, pair width
 POST_LAYERS, POST_HEADS = 2, 8
 SEQ_HW, PAIR_HW, BINS = 8, 4, 4
 IPA_C, IPA_H, QK, V, SM_BLOCKS = 4, 2, 2, 3, 2
+#: tiny GVP-Transformer: 2 transformer layers (8 heads, as ESM-IF1), 2 GVP layers
+GVP_LAYERS, GVP_GRAPH_LAYERS, GVP_FFN, GVP_NODE, GVP_EDGE = 2, 2, 2 * E, (8, 4), (8, 1)
+
+
+def gvp_args() -> argparse.Namespace:
+    return argparse.Namespace(
+        encoder_embed_dim=E, encoder_layers=GVP_LAYERS, encoder_attention_heads=8,
+        encoder_ffn_embed_dim=GVP_FFN, dropout=0.1, attention_dropout=0.1,
+        gvp_top_k_neighbors=30, gvp_node_hidden_dim_scalar=GVP_NODE[0],
+        gvp_node_hidden_dim_vector=GVP_NODE[1], gvp_edge_hidden_dim_scalar=GVP_EDGE[0],
+        gvp_edge_hidden_dim_vector=GVP_EDGE[1], gvp_num_encoder_layers=GVP_GRAPH_LAYERS,
+        gvp_dropout=0.1)
+
+
+def fair_esm_encoder(seed: int = 0):
+    """A tiny fair-esm GVPTransformerEncoder (eval mode), as the reference builds it."""
+    encoder_cls, alphabet_cls = gvp.import_fair_esm()
+    alphabet = alphabet_cls.from_architecture("invariant_gvp")
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        embed = torch.nn.Embedding(len(alphabet), E, padding_idx=alphabet.padding_idx)
+        with torch.no_grad():  # the constant <mask> embedding would drown the geometry at init
+            embed.weight.mul_(0.01)
+        return encoder_cls(gvp_args(), alphabet, embed).eval()
 
 
 def official_shapes() -> dict[str, tuple[int, ...]]:
@@ -44,9 +79,7 @@ def official_shapes() -> dict[str, tuple[int, ...]]:
         s[name + ".weight"] = (d,)
         s[name + ".bias"] = (d,)
 
-    # unused by decoding: GVP encoder, decoder's ESM-2 and leftovers
-    s["encoder.encoder.embed_tokens.weight"] = (35, E)
-    lin("encoder.encoder.layers.0.fc1", 2 * E, E)
+    # never used by the reference: the decoder's ESM-2 and leftovers
     s["decoder.esm.embed_tokens.weight"] = (33, 8)
     lin("decoder.esm.layers.0.self_attn.k_proj", 8, 8)
     s["decoder.esm_s_combine"] = (7,)
@@ -157,10 +190,15 @@ def official_config() -> dict:
 
 
 def write_official(folder: Path, *, subdir: str = "", seed: int = 0, extra=None, drop=(),
-                   config: dict | None = None) -> dict[str, torch.Tensor]:
-    """A tiny random checkpoint in the released layout; returns its raw tensors."""
+                   config: dict | None = None, encoder: bool = HAVE_FAIR_ESM
+                   ) -> dict[str, torch.Tensor]:
+    """A tiny random checkpoint in the released layout; returns its raw tensors. ``encoder``:
+    with the GVP encoder's ``encoder.encoder.*`` tensors (a tiny fair-esm module's)."""
     g = torch.Generator().manual_seed(seed)
     state: dict[str, torch.Tensor] = OrderedDict()
+    if encoder:
+        for name, value in fair_esm_encoder(seed).state_dict().items():
+            state[official.ENCODER_PREFIX + name] = value.clone()
     for name, shape in official_shapes().items():
         if name in drop:
             continue
@@ -264,17 +302,27 @@ def test_folder_loads_every_tensor_exactly(tmp_path, subdir):
             cfg.v_points, cfg.recycles, cfg.bit_standardize) == (
         E, BITS, D, POST_LAYERS, POST_HEADS, 1, Z, SEQ_HW, PAIR_HW, BINS, SM_BLOCKS, IPA_C,
         IPA_H, QK, V, 0, False)
+    assert cfg.encoder == "esm_if1"
+    if HAVE_FAIR_ESM:
+        assert (cfg.encoder_layers, cfg.encoder_message_layers, cfg.gvp_ffn_dim,
+                cfg.gvp_node_scalar, cfg.gvp_node_vector, cfg.gvp_edge_scalar,
+                cfg.gvp_edge_vector, cfg.encoder_heads, cfg.encoder_neighbors) == (
+            GVP_LAYERS, GVP_GRAPH_LAYERS, GVP_FFN, *GVP_NODE, *GVP_EDGE, 8, 30)
     ours = model.state_dict()
     mapped = 0
     for name, value in raw.items():
         dst = official.our_name(name)
         if dst is None:
-            assert name.startswith(("encoder.", "decoder.esm", "decoder.embedding",
+            assert name.startswith(("decoder.esm", "decoder.embedding",
                                     "decoder.ptm_head", "decoder.af2_to_esm"))
+            continue
+        if dst in official.CONSTANT_NAMES:
             continue
         assert torch.equal(ours[dst], value), name
         mapped += 1
-    assert mapped == len(ours) - 1  # all but the LFQ constant buffer
+    constants = [k for k in ours if k in official.CONSTANT_NAMES]
+    assert mapped == len(ours) - len(constants)  # all but constant buffers
+    assert any(k.startswith("encoder.encoder.gvp_encoder.") for k in ours) == HAVE_FAIR_ESM
     # a few by hand
     assert torch.equal(ours["quantizer.proj.weight"], raw["pre_quant.1.weight"])
     assert torch.equal(ours["decoder.post.norm.bias"],
@@ -323,7 +371,7 @@ def test_decoding_equals_reference_recomputation(tmp_path):
 
 
 def test_pre_quantization_and_lfq_match_and_tokenize_explains(tmp_path):
-    raw = write_official(tmp_path / "stok")
+    raw = write_official(tmp_path / "stok", encoder=False)
     model, _ = official.load_official_tokenizer(tmp_path / "stok")
     h = torch.randn(2, 9, E, generator=torch.Generator().manual_seed(3))
     mask = torch.ones(2, 9, dtype=torch.bool)
@@ -334,9 +382,126 @@ def test_pre_quantization_and_lfq_match_and_tokenize_explains(tmp_path):
     with torch.no_grad():
         assert torch.equal(model.quantizer(h, mask).indices, expect)
     coords = torch.zeros(1, 5, 4, 3)
-    with pytest.raises(NotImplementedError, match="GVP-Transformer.*torch_scatter"):
+    with pytest.raises(NotImplementedError, match=rf"{official.WEIGHTS_NAME} holds no encoder"):
         model.tokenize(coords, torch.ones(1, 5, 4, dtype=torch.bool),
                        torch.ones(1, 5, dtype=torch.bool))
+
+
+def test_without_fair_esm_it_decodes_and_tokenize_says_what_to_install(tmp_path, monkeypatch):
+    write_official(tmp_path / "stok", encoder=True) if HAVE_FAIR_ESM else write_official(
+        tmp_path / "stok", encoder=False)
+
+    def absent():
+        raise gvp.FairEsmUnavailable("needs fair-esm: " + gvp.INSTALL_HINT)
+
+    monkeypatch.setattr(gvp, "import_fair_esm", absent)
+    model, _ = official.load_official_tokenizer(tmp_path / "stok")
+    assert torch.isfinite(model.detokenize(torch.tensor([[1, 2, 3]]))["backbone"]).all()
+    with pytest.raises(NotImplementedError, match="pip install 'fair-esm"):
+        model.tokenize(torch.zeros(1, 5, 4, 3), torch.ones(1, 5, 4, dtype=torch.bool),
+                       torch.ones(1, 5, dtype=torch.bool))
+    with pytest.raises(ValueError, match="without its encoder.*fair-esm"):
+        official.import_official_tokenizer(tmp_path / "stok", tmp_path / "ours")
+    assert not (tmp_path / "ours" / "model.safetensors").exists()
+
+
+# -- tokenizing: fair-esm's encoder run as the reference runs it ------------------------------
+def ref_tokenize(raw: dict, coords: torch.Tensor, res_mask: torch.Tensor,
+                 seq_length: torch.Tensor) -> torch.Tensor:
+    """The reference's ``VQModel.tokenize``: ``GVPTransformerEncoderWrapper2`` (N, CA, C; NaN
+    outside ``res_mask``; padding past ``seq_length``; confidence = mask), the pre-quantization
+    head, ``* mask`` and LFQ (bit = sign, dimension 0 most significant)."""
+    enc = fair_esm_encoder()
+    enc.load_state_dict({k[len(official.ENCODER_PREFIX):]: v for k, v in raw.items()
+                         if k.startswith(official.ENCODER_PREFIX)}, strict=True)
+    padding = ~(torch.arange(coords.shape[1])[None] < seq_length[:, None])
+    mask = res_mask & ~padding
+    xyz = coords[:, :, :3].masked_fill(~mask[..., None, None], float("nan"))
+    with torch.no_grad():
+        h = enc(xyz, padding, mask.float())["encoder_out"][0].transpose(0, 1)
+    x = F.layer_norm(h, (E,), raw["pre_quant.0.weight"], raw["pre_quant.0.bias"])
+    x = F.relu(F.linear(x, raw["pre_quant.1.weight"], raw["pre_quant.1.bias"]))
+    x = F.linear(x, raw["pre_quant.3.weight"], raw["pre_quant.3.bias"]) * mask[..., None]
+    return ((x > 0).long() * (2 ** torch.arange(BITS - 1, -1, -1))).sum(-1)
+
+
+@needs_fair_esm
+def test_tokenize_equals_the_reference_encoder_on_real_chains(tmp_path, records):
+    from dplm2.tokenizer.data import collate
+
+    from .conftest import with_missing_n
+
+    raw = write_official(tmp_path / "stok")
+    model, _ = load_tokenizer(tmp_path / "stok")
+    assert isinstance(model.encoder, gvp.GVPTransformerEncoder)
+    recs = [with_missing_n(records[0], 7), records[1]]  # one residue without a frame
+    batch = collate(recs)  # padded to the longer chain
+    lengths = torch.tensor([len(r.chain) for r in recs])
+    with torch.no_grad():
+        ours = model.tokenize(batch["coords"], batch["atom_mask"], batch["mask"])
+    ref = ref_tokenize(raw, batch["coords"], batch["mask"], lengths)
+    for i, n in enumerate(lengths.tolist()):
+        m = batch["mask"][i, :n]
+        assert torch.equal(ours[i, :n][m], ref[i, :n][m])
+        assert (ours[i, :n][~m] == model.cfg.unknown_token).all()
+    assert not batch["mask"][0, 7] and ours[0, 7] == model.cfg.unknown_token
+    assert len(torch.unique(ref[batch["mask"]])) >= 5  # not a constant encoder
+
+
+@needs_fair_esm
+def test_released_tokens_are_rotation_invariant(tmp_path, records):
+    from scipy.spatial.transform import Rotation
+
+    from dplm2.tokenizer.data import collate
+
+    write_official(tmp_path / "stok")
+    model, _ = load_tokenizer(tmp_path / "stok")
+    batch = collate(records[:1])
+    rot = torch.tensor(Rotation.random(random_state=1).as_matrix(), dtype=torch.float32)
+    moved = (batch["coords"] @ rot.T + torch.tensor([12.0, -30.0, 7.5])) * batch["atom_mask"][..., None]
+    with torch.no_grad():
+        a = model.tokenize(batch["coords"], batch["atom_mask"], batch["mask"])
+        b = model.tokenize(moved, batch["atom_mask"], batch["mask"])
+    assert (a == b).float().mean() >= 0.98
+
+
+@needs_fair_esm
+def test_import_official_writes_our_layout_that_tokenizes_the_same(tmp_path, chain_shard):
+    import json
+
+    from dplm2.cli import main
+    from dplm2.tokenizer.tokenize import read_token_shard
+
+    write_official(tmp_path / "stok")
+    assert main(["tokenizer", "import-official", "--source", str(tmp_path / "stok"),
+                 "--out", str(tmp_path / "ours")]) == 0
+    assert sorted(p.name for p in (tmp_path / "ours").iterdir()) == [
+        "config.json", "model.safetensors", "released_from.json"]
+    record = json.loads((tmp_path / "ours" / "released_from.json").read_text())
+    from dplm2.io import sha256_file
+
+    assert record["checkpoint_sha256"] == sha256_file(tmp_path / "stok" / official.WEIGHTS_NAME)
+    assert json.loads((tmp_path / "ours" / "config.json").read_text())["encoder"] == "esm_if1"
+    shards = {}
+    for name, tok in (("released", tmp_path / "stok"), ("imported", tmp_path / "ours")):
+        out = tmp_path / f"{name}.parquet"
+        assert main(["tokenizer", "tokenize", "--chains", str(chain_shard), "--tokenizer",
+                     str(tok), "--out", str(out)]) == 0
+        shards[name] = read_token_shard(out)
+    a, b = shards["released"], shards["imported"]
+    assert a["struct_tokens"].to_list() == b["struct_tokens"].to_list()
+    assert any(8192 in t for t in a["struct_tokens"].to_list())  # the missing-N residue
+    assert len({t for row in a["struct_tokens"].to_list() for t in row}) >= 5
+
+
+def test_training_the_esm_if1_encoder_is_refused(tmp_path):
+    from dplm2.config import ConfigError
+    from dplm2.tokenizer.config import TokenizerConfig
+    from dplm2.tokenizer.train import train_tokenizer
+
+    cfg = TokenizerConfig.from_dict({"model": {"encoder": "esm_if1"}})
+    with pytest.raises(ConfigError, match="esm_if1 cannot be trained here"):
+        train_tokenizer([], tmp_path / "run", cfg)
 
 
 def test_hub_id_fetches_only_the_named_files(tmp_path, fake_hub):

@@ -1,4 +1,4 @@
-"""``dplm2 tokenizer {train,tokenize,detokenize}``: the commands the tokenizer rules run.
+"""``dplm2 tokenizer {train,tokenize,detokenize,import-official}``: the commands the tokenizer rules run.
 
 Every path is explicit; ``--params`` is the JSON of the config section the command uses
 (``train``: the whole ``tokenizer`` section; ``tokenize``: ``tokenizer.tokenize``). Heavy
@@ -39,6 +39,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     k.add_argument("--params", default="{}", help="JSON of tokenizer.tokenize")
     k.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     k.set_defaults(func=cmd_tokenize)
+
+    i = sub.add_parser(
+        "import-official", help="convert the released DPLM-2 tokenizer into this layout",
+        description="Read the released structure tokenizer (hub id such as "
+                    "airkingbd/struct_tokenizer, optional @revision, or a folder with config.yaml "
+                    "+ dplm2_struct_tokenizer.ckpt; only those two files are fetched) and write "
+                    "config.json + model.safetensors (+ released_from.json) into --out. Needs "
+                    "fair-esm and torch_geometric for its GVP encoder.")
+    i.add_argument("--source", required=True, help="hub id or folder of the released tokenizer")
+    i.add_argument("--out", required=True, help="output folder (our tokenizer layout)")
+    i.add_argument("--cache-dir", default=None, help="Hugging Face cache folder")
+    i.set_defaults(func=cmd_import_official)
 
     d = sub.add_parser("detokenize", help="token shard -> PDB/mmCIF backbones")
     d.add_argument("--tokens", required=True, help="token shard Parquet file")
@@ -100,4 +112,11 @@ def cmd_detokenize(args: argparse.Namespace) -> int:
     device = cfg.resolve_device()
     model, _ = load_tokenizer(args.tokenizer, device=device)
     detokenize_shard(model, args.tokens, args.out_dir, args.format, args.ids, args.limit, device)
+    return 0
+
+
+def cmd_import_official(args: argparse.Namespace) -> int:
+    from dplm2.tokenizer.official import import_official_tokenizer  # noqa: PLC0415
+
+    import_official_tokenizer(args.source, args.out, cache_dir=args.cache_dir)
     return 0

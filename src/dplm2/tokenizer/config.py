@@ -37,16 +37,24 @@ class ModelConfig(StageConfig):
 
     Parameters
     ----------
+    encoder : str
+        ``local_frame`` (:class:`~dplm2.tokenizer.encoder.LocalFrameEncoder`, trained here) or
+        ``esm_if1`` (ESM-IF1's GVP-Transformer through fair-esm,
+        :class:`~dplm2.tokenizer.gvp.GVPTransformerEncoder`: the released tokenizer's encoder;
+        needs the optional fair-esm + torch_geometric and cannot be trained here).
     encoder_dim : int
         Width of the per-residue encoder features (the reference's GVP encoder: 512).
     encoder_neighbors : int
-        Nearest neighbours (by CA distance) each residue sees in its local frame.
+        Nearest neighbours (by CA distance) each residue sees (ESM-IF1: 30).
     encoder_rbf : int
-        Radial basis functions for neighbour distances (0-20 A).
+        Radial basis functions for neighbour distances (0-20 A; ``local_frame`` only).
     encoder_message_layers : int
-        Rounds of neighbour message passing before the transformer.
+        Rounds of neighbour message passing before the transformer (ESM-IF1: 4 GVP layers).
     encoder_layers, encoder_heads : int
-        Transformer encoder over residues after message passing.
+        Transformer encoder over residues after message passing (ESM-IF1: 8 layers, 8 heads).
+    gvp_ffn_dim, gvp_node_scalar, gvp_node_vector, gvp_edge_scalar, gvp_edge_vector : int
+        ``esm_if1`` only: transformer feed-forward width (2048) and the GVP-GNN's scalar/vector
+        node (1024/256) and edge (32/1) channels.
     codebook_bits : int
         LFQ dimensions; ``2 ** codebook_bits`` codes (spec: 13 -> 8192).
     bit_standardize : bool
@@ -86,6 +94,7 @@ class ModelConfig(StageConfig):
         read at CA, distogram ``(d + d^T) / 2``).
     """
 
+    encoder: str = "local_frame"
     encoder_dim: int = 512
     encoder_neighbors: int = 30
     encoder_rbf: int = 16
@@ -114,9 +123,18 @@ class ModelConfig(StageConfig):
     post_transformer: str = "sinusoidal"
     trunk_input_mlp: bool = False
     heads: str = "dplm2"
+    gvp_ffn_dim: int = 2048
+    gvp_node_scalar: int = 1024
+    gvp_node_vector: int = 256
+    gvp_edge_scalar: int = 32
+    gvp_edge_vector: int = 1
 
     def __post_init__(self) -> None:
-        positive = ("encoder_dim", "encoder_neighbors", "encoder_rbf", "encoder_heads",
+        if self.encoder not in ("local_frame", "esm_if1"):
+            raise ConfigError(f"tokenizer.model.encoder must be local_frame|esm_if1, got "
+                              f"{self.encoder!r}")
+        positive = ("gvp_ffn_dim", "gvp_node_scalar", "gvp_node_vector", "gvp_edge_scalar",
+                    "gvp_edge_vector", "encoder_dim", "encoder_neighbors", "encoder_rbf", "encoder_heads",
                     "codebook_bits", "post_dim", "post_heads", "pair_dim", "seq_head_width",
                     "pair_head_width", "position_bins", "sm_blocks", "ipa_dim", "ipa_heads",
                     "qk_points", "v_points", "distogram_bins")

@@ -21,6 +21,15 @@ from dplm2.tokenizer.encoder import LocalFrameEncoder
 from dplm2.tokenizer.quantizer import Quantizer, QuantizerOutput
 
 
+def build_encoder(cfg: ModelConfig) -> nn.Module:
+    """The encoder ``cfg.encoder`` names (``esm_if1`` imports fair-esm here)."""
+    if cfg.encoder == "esm_if1":
+        from dplm2.tokenizer.gvp import GVPTransformerEncoder  # noqa: PLC0415
+
+        return GVPTransformerEncoder(cfg)
+    return LocalFrameEncoder(cfg)
+
+
 class StructureTokenizer(nn.Module):
     """VQ-VAE with lookup-free quantization over backbone structure (DPLM-2 section 2).
 
@@ -31,13 +40,17 @@ class StructureTokenizer(nn.Module):
     loss : LossConfig, optional
         Loss weights; the LFQ entropy/commitment weights and temperature are baked into the
         quantizer, everything else is read at loss time.
+    encoder : nn.Module, optional
+        Use this encoder instead of building the one ``cfg.encoder`` names (the released
+        tokenizer without fair-esm gets a stand-in that explains why it cannot tokenize).
     """
 
-    def __init__(self, cfg: ModelConfig, loss: LossConfig | None = None) -> None:
+    def __init__(self, cfg: ModelConfig, loss: LossConfig | None = None,
+                 encoder: nn.Module | None = None) -> None:
         super().__init__()
         self.cfg = cfg
         self.loss_cfg = loss or LossConfig()
-        self.encoder = LocalFrameEncoder(cfg)
+        self.encoder = encoder if encoder is not None else build_encoder(cfg)
         self.quantizer = Quantizer(cfg, self.loss_cfg)
         self.decoder = StructureDecoder(cfg)
 

@@ -7,7 +7,10 @@ What the release is (read from the reference, ``bytedance/dplm``: ``get_struct_t
   reference's ``VQModel``: ``encoder_config``, ``decoder_config``, ``codebook_config``) and
   ``dplm2_struct_tokenizer.ckpt`` (a ``torch.save``'d flat state dict of ``VQModel``). A local
   folder may hold them at its root or under ``.hydra/`` (the reference's local layout);
-* ``encoder.encoder.*`` -- ESM-IF1's GVP-Transformer encoder (frozen, 512 wide);
+* ``encoder.encoder.*`` -- ESM-IF1's GVP-Transformer encoder (frozen, 512 wide): fair-esm's
+  ``GVPTransformerEncoder``, loaded into that same class (:mod:`dplm2.tokenizer.gvp`, model
+  option ``encoder: esm_if1``; sizes read from the tensors, 8 heads and 30 neighbours from
+  ESM-IF1);
 * ``pre_quant.{0,1,3}`` -- LayerNorm(512), Linear(512 -> 13), ReLU, Linear(13 -> 13): our
   :class:`~dplm2.tokenizer.quantizer.Quantizer` with ``bit_standardize`` off; LFQ has no
   weights (bit ``i`` = sign of dimension ``i``, token = bits read big-endian, dimension 0 the
@@ -32,18 +35,19 @@ Where a number is not in the weights it comes from ``config.yaml``, else from th
 defaults (structure-module blocks 8, ``max_recycles`` 4, 8 post-quantization heads); every
 size present in both the weights and ``config.yaml`` must agree.
 
-What works and what does not:
+What it does:
 
-* **detokenize works**: :meth:`StructureTokenizer.detokenize` / ``dplm2 tokenizer detokenize``
-  / ``generate`` decoding with the released weights. Differences from the reference's output:
+* **detokenize**: :meth:`StructureTokenizer.detokenize` / ``dplm2 tokenizer detokenize`` /
+  ``generate`` decoding with the released weights. Differences from the reference's output:
   the residue type is the argmax over the 20 standard types (the reference's argmax runs over
   23 classes and may give X), the pLDDT per residue is the CA atom's;
-* **tokenize does not**: the encoder is ESM-IF1's GVP-Transformer, which needs fair-esm's
-  ``esm.inverse_folding`` and through it ``torch_geometric`` and the compiled ``torch_scatter``
-  extension (PyPI has only its source archive; no wheel for this torch). The loaded model's
-  encoder is a placeholder that raises with this explanation. Given GVP features
-  ``h [B, L, 512]`` computed elsewhere, ``model.quantizer(h, mask).indices`` gives the
-  reference's tokens (its pre-quantization head and LFQ are loaded).
+* **tokenize**: ESM-IF1's encoder (through fair-esm and torch_geometric, the optional
+  ``released`` extra), the pre-quantization head and LFQ, as the reference's
+  ``VQModel.tokenize``. Without fair-esm (or for a checkpoint without ``encoder.encoder.*``
+  tensors) the model still loads and decodes; its encoder is then a stand-in that raises,
+  saying what is missing;
+* :func:`import_official_tokenizer` converts the release into our layout (``config.json`` +
+  ``model.safetensors``), which every tokenizer consumer and the workflow read.
 
 Weights are read with ``torch.load(weights_only=True)`` (tensors only, no code execution) or
 safetensors; a hub id downloads exactly ``config.yaml`` and the checkpoint.
@@ -52,6 +56,7 @@ safetensors; a hub id downloads exactly ``config.yaml`` and the checkpoint.
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import os
 import re
@@ -87,14 +92,16 @@ FIXED_SM = {"trans_scale_factor": 10, "epsilon": 1e-8, "inf": 1e5, "no_angles": 
             "no_transition_layers": 1, "no_resnet_blocks": 2}
 
 #: Official tensors the reference's forward pass never uses (prefixes / exact names).
-IGNORED_PREFIXES = ("encoder.", "decoder.esm.", "decoder.embedding.", "decoder.ptm_head.",
+IGNORED_PREFIXES = ("decoder.esm.", "decoder.embedding.", "decoder.ptm_head.",
                     "model_ema.", "quantize.")  # quantize.*: LFQ constants, if ever saved
 IGNORED_NAMES = ("decoder.esm_s_combine", "decoder.af2_to_esm")
 #: Our tensors that hold constants, not learned weights (kept from construction).
-CONSTANT_NAMES = ("quantizer.lfq.mask",)
+CONSTANT_NAMES = ("quantizer.lfq.mask", "encoder.encoder.embed_positions._float_tensor")
+ENCODER_PREFIX = "encoder.encoder."
 
 #: official prefix -> our prefix (first match wins); ``decoder.trunk.`` maps onto itself.
 _PREFIX_MAP = (
+    (ENCODER_PREFIX, ENCODER_PREFIX),  # fair-esm's module in both
     ("pre_quant.0.", "quantizer.norm."),
     ("pre_quant.1.", "quantizer.proj."),
     ("pre_quant.3.", "quantizer.mix."),
@@ -108,21 +115,17 @@ _PREFIX_MAP = (
     ("decoder.lddt_head.", "decoder.plddt_head."),
 )
 
-GVP_MESSAGE = (
-    "the released DPLM-2 tokenizer encodes structures with ESM-IF1's GVP-Transformer "
-    "(fair-esm esm.inverse_folding), which needs torch_geometric and the compiled torch_scatter "
-    "extension (no wheel for this torch); this project loads only the released quantizer and "
-    "decoder, so tokenize is unavailable with these weights. Decoding (detokenize) works. To "
-    "tokenize: use a tokenizer trained here (results/tokenizer), or compute the 512-wide GVP "
-    "features with the reference code (bytedance/dplm) and call model.quantizer(features, mask)"
-)
-
-
 class ReleasedEncoderUnavailable(nn.Module):
-    """Stands in for the released GVP encoder; raises :data:`GVP_MESSAGE` when called."""
+    """Stands in for the released GVP encoder when it cannot be built; raises ``why``."""
+
+    def __init__(self, why: str) -> None:
+        super().__init__()
+        self.why = why
 
     def forward(self, *args: Any, **kwargs: Any) -> torch.Tensor:
-        raise NotImplementedError(GVP_MESSAGE)
+        raise NotImplementedError(
+            f"tokenize is unavailable with this released tokenizer: {self.why}. Decoding "
+            "(detokenize) works; to tokenize, use a tokenizer trained here (results/tokenizer)")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -349,7 +352,8 @@ def config_from_official(
                            from_cfg("decoder_config.trunk.pairwise_head_width", min(32, pair_dim)))
     try:
         return ModelConfig(
-            encoder_dim=encoder_dim, codebook_bits=bits, bit_standardize=False,
+            **_encoder_sizes(state, encoder_dim, weights),
+            codebook_bits=bits, bit_standardize=False,
             post_dim=post_dim, post_layers=_count(state, "post_quant.transformer.layers."),
             post_heads=POST_HEADS, post_transformer="rotary", trunk_input_mlp=True,
             heads="esmfold", trunk_blocks=trunk_blocks, pair_from_sequence=False,
@@ -367,6 +371,43 @@ def config_from_official(
         )
     except ConfigError as exc:
         raise ValueError(f"{weights}: sizes our classes cannot express ({exc})") from exc
+
+
+def _encoder_sizes(state: dict[str, torch.Tensor], encoder_dim: int, weights: str) -> dict[str, Any]:
+    """ModelConfig fields of the ESM-IF1 encoder, read from ``encoder.encoder.*`` (ESM-IF1's
+    defaults where the checkpoint has none of them: decoding never builds the encoder)."""
+    from dplm2.tokenizer.gvp import ESM_IF1_HEADS, ESM_IF1_TOP_K  # noqa: PLC0415
+
+    sizes: dict[str, Any] = {"encoder": "esm_if1", "encoder_dim": encoder_dim,
+                             "encoder_heads": ESM_IF1_HEADS, "encoder_neighbors": ESM_IF1_TOP_K,
+                             "encoder_layers": 8, "encoder_message_layers": 4}
+    if not has_encoder(state):
+        return sizes
+    e, graph = ENCODER_PREFIX, ENCODER_PREFIX + "gvp_encoder.embed_graph."
+
+    def dim(name: str, axis: int = 0) -> int:
+        if name not in state:
+            raise ValueError(f"{weights}: missing tensor {name}")
+        return int(state[name].shape[axis])
+
+    if dim(e + "embed_tokens.weight", 1) != encoder_dim:
+        raise ValueError(f"{weights}: encoder width {dim(e + 'embed_tokens.weight', 1)} but "
+                         f"pre_quant expects {encoder_dim}")
+    sizes.update(
+        encoder_layers=_count(state, e + "layers."),
+        encoder_message_layers=_count(state, e + "gvp_encoder.encoder_layers."),
+        gvp_ffn_dim=dim(e + "layers.0.fc1.weight"),
+        gvp_node_scalar=dim(graph + "embed_node.0.ws.weight"),
+        gvp_node_vector=dim(graph + "embed_node.0.wv.weight"),
+        gvp_edge_scalar=dim(graph + "embed_edge.0.ws.weight"),
+        gvp_edge_vector=dim(graph + "embed_edge.0.wv.weight"),
+    )
+    return sizes
+
+
+def has_encoder(state: dict[str, torch.Tensor]) -> bool:
+    """True when the checkpoint holds the GVP encoder's tensors."""
+    return any(k.startswith(ENCODER_PREFIX) for k in state)
 
 
 def map_official_state(
@@ -410,7 +451,8 @@ def map_official_state(
         raise ValueError(f"{where}: not the released structure tokenizer's weights ("
                          + "; ".join(parts) + ")")
     for k in CONSTANT_NAMES:
-        out[k] = ours[k]
+        if k in ours:
+            out[k] = ours[k]
     return {k: v.to(ours[k].dtype) for k, v in out.items()}
 
 
@@ -420,8 +462,8 @@ def load_official_tokenizer(
     cache_dir: str | None = None,
 ) -> tuple[StructureTokenizer, str]:
     """The released structure tokenizer (hub id, optional ``@revision``, or a local folder) as
-    a :class:`StructureTokenizer` in eval mode; detokenize works, tokenize raises (module
-    docstring).
+    a :class:`StructureTokenizer` in eval mode; it tokenizes when fair-esm is installed and
+    the checkpoint holds the encoder, and always decodes (module docstring).
 
     Returns
     -------
@@ -433,16 +475,28 @@ def load_official_tokenizer(
     raw = read_official_config(files.config)
     state = read_checkpoint(files.weights)
     cfg = config_from_official(state, raw, str(files.weights), str(files.config))
-    model = StructureTokenizer(cfg)
-    model.encoder = ReleasedEncoderUnavailable()
+    from dplm2.tokenizer.gvp import FairEsmUnavailable, import_fair_esm  # noqa: PLC0415
+
+    stand_in = None
+    if not has_encoder(state):
+        stand_in = ReleasedEncoderUnavailable(
+            f"{files.weights} holds no {ENCODER_PREFIX}* tensors (the GVP encoder)")
+    else:
+        try:
+            import_fair_esm()
+        except FairEsmUnavailable as exc:
+            stand_in = ReleasedEncoderUnavailable(str(exc))
+    if stand_in is not None:  # decode only: the encoder's tensors have nowhere to go
+        state = {k: v for k, v in state.items() if not k.startswith(ENCODER_PREFIX)}
+    model = StructureTokenizer(cfg, encoder=stand_in)
     mapped = map_official_state(state, model, str(files.weights))
     model.load_state_dict(mapped, strict=True)
     model.released_from = str(source)  # type: ignore[attr-defined]
     model.to(device).eval()
     n_ignored = sum(1 for k in state if our_name_or_none(k) is None)
-    log.info("loaded the released structure tokenizer %s: %d tensors mapped, %d unused by the "
-             "reference's decoding skipped (GVP encoder, ESM-2, ...); tokenize unavailable",
-             source, len(mapped) - len(CONSTANT_NAMES), n_ignored)
+    log.info("loaded the released structure tokenizer %s: %d tensors mapped, %d the reference "
+             "never uses skipped (ESM-2, ...); tokenize %s", source, len(mapped), n_ignored,
+             "available" if stand_in is None else f"unavailable ({stand_in.why})")
     return model, sha256_file(files.weights)
 
 
@@ -452,3 +506,25 @@ def our_name_or_none(key: str) -> str | None:
         return our_name(key)
     except KeyError:
         return None
+
+
+def import_official_tokenizer(
+    source: str | os.PathLike, out: str | os.PathLike, cache_dir: str | None = None
+) -> Path:
+    """Convert the released tokenizer into our layout in ``out`` (``config.json`` +
+    ``model.safetensors``, as a trained one, plus ``released_from.json``: source and checkpoint
+    hash). Needs the encoder (fair-esm installed, encoder tensors present): a folder in our
+    layout must tokenize. Each file is written atomically."""
+    from dplm2.io import atomic_write_text  # noqa: PLC0415
+    from dplm2.tokenizer.hub import save_tokenizer  # noqa: PLC0415
+
+    model, sha = load_official_tokenizer(source, cache_dir=cache_dir)
+    if isinstance(model.encoder, ReleasedEncoderUnavailable):
+        raise ValueError(f"{source}: cannot import the released tokenizer without its encoder "
+                         f"({model.encoder.why})")
+    folder = save_tokenizer(model, out)
+    record = {"source": str(source), "checkpoint_sha256": sha,
+              "files": [CONFIG_NAME, WEIGHTS_NAME]}
+    atomic_write_text(folder / "released_from.json", json.dumps(record, indent=2) + "\n")
+    log.info("imported the released structure tokenizer %s into %s", source, folder)
+    return folder

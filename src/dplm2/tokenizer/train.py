@@ -20,6 +20,7 @@ from typing import Any
 import torch
 
 from dplm2 import __version__
+from dplm2.config import ConfigError
 from dplm2.io import atomic_write_text
 from dplm2.tokenizer.config import TokenizerConfig
 from dplm2.tokenizer.data import read_chain_shards, select_training, select_validation
@@ -51,6 +52,12 @@ def train_tokenizer(
     device: str | None = None,
 ) -> dict[str, Any]:
     """Train (or resume) a tokenizer on the chains of ``chain_shards``; returns the record."""
+    if cfg.model.encoder == "esm_if1":
+        raise ConfigError(
+            "tokenizer.model.encoder: esm_if1 cannot be trained here -- the reference keeps "
+            "ESM-IF1's pretrained encoder frozen and this workflow does not fetch those weights; "
+            "train with encoder local_frame, or use the released tokenizer "
+            "(dplm2 tokenizer import-official / config released.tokenizer)")
     from dplm2.train import Trainer, dist_env, hardware_info  # noqa: PLC0415
     from dplm2.tokenizer.data import TrainBatches  # noqa: PLC0415
 
