@@ -7,6 +7,11 @@ on what else runs on the machine, so the load average is reported with them.
 Usage::
 
     python bench/tokenizer_speed.py [--paper] [--threads 2] [--repeats 5]
+    python bench/tokenizer_speed.py --compare-encoders   # ESM-IF1 (released) vs local-frame
+
+``--compare-encoders`` times only the two encoders at their full sizes, in one run on the same
+chains: ESM-IF1's GVP-Transformer (the released tokenizer's, random weights of the released
+shape, through fair-esm) and this project's local-frame encoder with the paper config's sizes.
 """
 
 from __future__ import annotations
@@ -32,8 +37,12 @@ def main(argv=None) -> int:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--compare-encoders", action="store_true",
+                    help="time the ESM-IF1 encoder against the local-frame encoder, then exit")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
+    if args.compare_encoders:
+        return compare_encoders(args)
 
     from tokenizer_overfit import load_records
 
@@ -92,6 +101,52 @@ def main(argv=None) -> int:
         "crop_length": cfg.data.crop_length,
         "batch_size": cfg.data.batch_size,
     }
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+def _time_encoder(encoder, batches, repeats: int, device: str) -> float:
+    """Median seconds for one pass over ``batches`` (one chain per call), after a warm-up."""
+    times = []
+    with torch.no_grad():
+        for rep in range(repeats + 1):
+            t0 = time.perf_counter()
+            for b in batches:
+                encoder(b["coords"], b["atom_mask"], b["mask"])
+            if device.startswith("cuda"):
+                torch.cuda.synchronize()
+            if rep:
+                times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def compare_encoders(args) -> int:
+    from tokenizer_overfit import load_records
+
+    from dplm2.tokenizer.config import ModelConfig, TokenizerConfig
+    from dplm2.tokenizer.data import collate
+    from dplm2.tokenizer.model import build_encoder
+
+    paper = TokenizerConfig.from_dict(
+        yaml.safe_load((REPO / "config/paper.yaml").read_text())["tokenizer"]).model
+    configs = {"local_frame (paper sizes)": paper, "esm_if1 (released sizes)": ModelConfig(
+        encoder="esm_if1", encoder_layers=8, encoder_message_layers=4)}
+    records = load_records()
+    batches = [{k: v.to(args.device) for k, v in collate([r]).items()} for r in records]
+    n_res = sum(int(b["mask"].sum()) for b in batches)
+    result = {"device": args.device, "threads": args.threads, "chains": len(batches),
+              "residues": n_res}
+    rates = {}
+    for name, cfg in configs.items():
+        torch.manual_seed(0)
+        encoder = build_encoder(cfg).to(args.device).eval()
+        seconds = _time_encoder(encoder, batches, args.repeats, args.device)
+        rates[name] = n_res / seconds
+        result[name] = {"parameters": sum(p.numel() for p in encoder.parameters()),
+                        "residues_per_s": round(rates[name], 1)}
+    a, b = rates.values()
+    result["ratio_local_frame_over_esm_if1"] = round(a / b, 2)
+    result["load_average"] = os.getloadavg()[0]
     print(json.dumps(result, indent=2))
     return 0
 

@@ -8,7 +8,7 @@ language model costs no extra download. Weights load through safetensors (no pic
 The released DPLM-2 tokenizer (``airkingbd/struct_tokenizer``: ``config.yaml`` +
 ``dplm2_struct_tokenizer.ckpt``) loads through the same function: a folder in that layout, the
 released hub id, or a hub repository without our ``config.json`` is handed to
-:func:`dplm2.tokenizer.official.load_official_tokenizer` (decoding only; see that module).
+:func:`dplm2.tokenizer.official.load_official_tokenizer` (see that module).
 """
 
 from __future__ import annotations
