@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -112,3 +113,77 @@ def tiny_model(hidden: int = 32, layers: int = 2, heads: int = 2, seed: int = 0)
     cfg = ModelConfig(hidden_size=hidden, num_layers=layers, num_heads=heads,
                       intermediate_size=2 * hidden)
     return DPLM2LM(EsmForMaskedLM(cfg.esm_config()))
+
+
+# -- tiny checkpoints in the released DPLM-2 layout (airkingbd/dplm2_*) -----------------------
+OFFICIAL_HIDDEN, OFFICIAL_LAYERS, OFFICIAL_HEADS = 32, 2, 4
+
+
+def official_names(permute_struct: bool = False, seed: int = 0) -> list[str]:
+    """Released vocab.txt lines; ``permute_struct`` shuffles the structure part (ids >= 33)."""
+    from dplm2.lm import official
+    from dplm2.lm.vocab import N_AA
+
+    names = official.official_vocab_names()
+    if permute_struct:
+        tail = names[N_AA:]
+        order = np.random.default_rng(seed).permutation(len(tail))
+        names = names[:N_AA] + [tail[i] for i in order]
+    return names
+
+
+def write_official(folder: Path, names: list[str], *, prefix: str = "net.", token_dropout=True,
+                   fmt: str = "safetensors", seed: int = 0) -> dict[str, torch.Tensor]:
+    """A tiny random checkpoint in the released layout (vocab.txt, config.json, weights named
+    ``net.esm...``); returns its raw tensors. Shared by the LM and workflow tests."""
+    g = torch.Generator().manual_seed(seed)
+    H, LAYERS, HEADS = OFFICIAL_HIDDEN, OFFICIAL_LAYERS, OFFICIAL_HEADS
+    V, I = len(names), 2 * H
+
+    def r(*shape, s=0.2):
+        return torch.randn(*shape, generator=g) * s
+
+    state = {"esm.embeddings.word_embeddings.weight": r(V, H, s=1.0)}
+    for i in range(LAYERS):
+        p = f"esm.encoder.layer.{i}."
+        for n in ("query", "key", "value"):
+            state[p + f"attention.self.{n}.weight"] = r(H, H)
+            state[p + f"attention.self.{n}.bias"] = r(H)
+        state[p + "attention.output.dense.weight"] = r(H, H)
+        state[p + "attention.output.dense.bias"] = r(H)
+        state[p + "intermediate.dense.weight"] = r(I, H)
+        state[p + "intermediate.dense.bias"] = r(I)
+        state[p + "output.dense.weight"] = r(H, I)
+        state[p + "output.dense.bias"] = r(H)
+        for ln in ("attention.LayerNorm", "LayerNorm"):
+            state[p + ln + ".weight"] = 1 + r(H, s=0.1)
+            state[p + ln + ".bias"] = r(H, s=0.1)
+        state[p + "attention.self.rotary_embeddings.inv_freq"] = torch.ones(H // HEADS // 2)
+    state["esm.encoder.emb_layer_norm_after.weight"] = 1 + r(H, s=0.1)
+    state["esm.encoder.emb_layer_norm_after.bias"] = r(H, s=0.1)
+    state["esm.contact_head.regression.weight"] = r(1, LAYERS * HEADS)
+    state["esm.contact_head.regression.bias"] = r(1)
+    state["lm_head.dense.weight"] = r(H, H)
+    state["lm_head.dense.bias"] = r(H)
+    state["lm_head.layer_norm.weight"] = 1 + r(H, s=0.1)
+    state["lm_head.layer_norm.bias"] = r(H, s=0.1)
+    state["lm_head.decoder.weight"] = r(V, H)
+    state["lm_head.bias"] = r(V)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "vocab.txt").write_text("\n".join(names) + "\n")
+    cfg = {"architectures": ["EsmForDPLM2"], "model_type": "esm", "dplm_type": "dplm2",
+           "vocab_size": V, "hidden_size": H, "num_hidden_layers": LAYERS,
+           "num_attention_heads": HEADS, "intermediate_size": I, "hidden_act": "gelu",
+           "layer_norm_eps": 1e-5, "max_position_embeddings": 1026,
+           "position_embedding_type": "rotary", "token_dropout": token_dropout,
+           "emb_layer_norm_before": False, "pad_token_id": 1, "mask_token_id": 32,
+           "tie_word_embeddings": True}
+    (folder / "config.json").write_text(json.dumps(cfg))
+    named = {prefix + k: v for k, v in state.items()}
+    if fmt == "safetensors":
+        from safetensors.torch import save_file
+
+        save_file(named, str(folder / "model.safetensors"))
+    else:
+        torch.save(named, folder / "pytorch_model.bin")
+    return state
