@@ -2,6 +2,7 @@
 import copy
 import hashlib
 import json
+import os
 from pathlib import Path
 
 import yaml
@@ -59,6 +60,39 @@ def section(*keys):
     for k in keys:
         node = node[k]
     return json.dumps(node, sort_keys=True)
+
+
+# --- which models the consumers read (config section `released`) -------------------------------
+# The one place that picks the LM and tokenizer folders: null = the models trained here
+# (train_lm -> results/lm/model, train_tokenizer -> results/tokenizer); a released checkpoint =
+# its conversion by import_released_lm / import_released_tokenizer into results/released/.
+# tokenize, generate_*, evaluate_refold and embed read only these, so with a released model the
+# matching training rule is not in their DAG (the training rules still write their own folders).
+RELEASED = config.get("released", {})
+RELEASED_LM = RELEASED.get("lm") or None
+RELEASED_TOKENIZER = RELEASED.get("tokenizer") or None
+
+LM_DIR = res("released", "lm") if RELEASED_LM else res("lm", "model")
+TOKENIZER_DIR = res("released", "tokenizer") if RELEASED_TOKENIZER else res("tokenizer")
+
+# The files a consumer depends on (named inputs; `**LM_FILES` / `**TOKENIZER_FILES`). A rule
+# passes the folder on as `os.path.dirname(input.lm_weights)` / `...(input.tok_weights)`.
+LM_FILES = dict(
+    lm_weights=os.path.join(LM_DIR, "model.safetensors"),
+    lm_config=os.path.join(LM_DIR, "config.json"),
+)
+TOKENIZER_FILES = dict(
+    tok_weights=os.path.join(TOKENIZER_DIR, "model.safetensors"),
+    tok_config=os.path.join(TOKENIZER_DIR, "config.json"),
+)
+
+
+def released_source_files(source, names):
+    """Inputs of an import rule: the named files of a local source folder (so replacing them
+    reruns the import); nothing for a hub id (its `@revision` is in the rule's params)."""
+    if not source or not os.path.isdir(source):
+        return []
+    return [str(Path(source) / n) for n in names if (Path(source) / n).is_file()]
 
 
 def all_targets():

@@ -1,24 +1,21 @@
 # embed stage: per-protein / per-residue representations from a chosen DPLM-2 layer.
 #
-#   LM (results/lm/model, or a released checkpoint imported into results/embed/lm)
-#   + tokenizer (structure files) --embed--> results/embed/<set>.parquet (or .npy)
+#   LM (results/lm/model, or results/released/lm with config released.lm)
+#   + tokenizer (results/tokenizer, or results/released/tokenizer; for structure files)
+#   --embed--> results/embed/<set>.parquet (or .npy)
 #
 # One job per named input set (config `embed.sets`): FASTA / structure files or folders, or the
-# workflow's token shards (a split of them). `embed.lm` names a released DPLM-2 checkpoint (hub id
-# or folder) to use instead of the workflow's LM; it is converted once by `embed_import_lm`.
+# workflow's token shards (a split of them). Which LM and tokenizer: LM_FILES / TOKENIZER_FILES
+# (common.smk, config section `released`).
 
 import json
 import os
-
-localrules:
-    embed_import_lm,
 
 
 EMBED = config.get("embed", {})  # section + schema $ref are added together
 EMBED_FORMAT = EMBED.get("settings", {}).get("format", "parquet")
 EMBED_N_SHARDS = int(config.get("process", {}).get("n_shards", 2))
 EMBED_SHARDS = [f"{i:05d}-of-{EMBED_N_SHARDS:05d}" for i in range(EMBED_N_SHARDS)]
-EMBED_LM_DIR = res("embed", "lm") if EMBED.get("lm") else res("lm", "model")
 
 EMBED_TARGETS = [res("embed", f"{name}.{EMBED_FORMAT}") for name in EMBED.get("sets", {})]
 
@@ -26,36 +23,12 @@ EMBED_TARGETS = [res("embed", f"{name}.{EMBED_FORMAT}") for name in EMBED.get("s
 EMBED_TOKEN_SHARDS = [res("tokens", f"tokens-{sh}.parquet") for sh in EMBED_SHARDS]
 
 
-rule embed_import_lm:
-    output:
-        weights=res("embed", "lm", "model.safetensors"),
-        config=res("embed", "lm", "config.json"),
-    log:
-        res("logs", "embed", "import_lm.log"),
-    benchmark:
-        res("benchmarks", "embed", "import_lm.tsv")
-    conda:
-        "../../envs/torch.yaml"
-    threads: 1
-    resources:
-        mem_mb=lambda wc, attempt: 16000 * attempt,
-        runtime=lambda wc, attempt: 30 * attempt,
-    params:
-        code=code_version("embed", "lm"),
-        source=EMBED.get("lm") or "",
-        out=lambda wc, output: os.path.dirname(output.weights),
-    shell:
-        "dplm2 lm import-official --source {params.source:q} --out {params.out:q} > {log:q} 2>&1"
-
-
 rule embed:
     wildcard_constraints:
         name="[A-Za-z0-9_-]+",
     input:
-        lm_weights=os.path.join(EMBED_LM_DIR, "model.safetensors"),
-        lm_config=os.path.join(EMBED_LM_DIR, "config.json"),
-        tok_weights=res("tokenizer", "model.safetensors"),
-        tok_config=res("tokenizer", "config.json"),
+        **LM_FILES,
+        **TOKENIZER_FILES,
         # a set's own files, or the token shards (so new inputs rerun it)
         data=lambda wc: (
             EMBED_TOKEN_SHARDS

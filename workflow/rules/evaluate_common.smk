@@ -35,13 +35,11 @@ def eval_chain_shards():
 
 
 def eval_refold_models(wildcards):
-    """The DPLM-2 folding backend reads the trained LM and tokenizer; ESMFold reads neither."""
+    """The DPLM-2 folding backend reads the workflow's LM and tokenizer (trained here or
+    released: LM_FILES / TOKENIZER_FILES in common.smk); ESMFold reads neither."""
     if EVAL["folding"]["backend"] != "dplm2":
         return {}
-    return {
-        "lm": res("lm", "model", "model.safetensors"),
-        "tokenizer": res("tokenizer", "model.safetensors"),
-    }
+    return {"lm": LM_FILES["lm_weights"], "tokenizer": TOKENIZER_FILES["tok_weights"]}
 
 
 def eval_refold_args(wildcards, input):
@@ -55,9 +53,11 @@ def eval_metric_tables(task):
 
 
 def report_loss_inputs():
-    """Training metrics tables that some rule writes (a stage not built yet is left out)."""
-    wanted = {
-        "tokenizer": res("tokenizer", "metrics.parquet"),
-        "lm": res("lm", "metrics.parquet"),
-    }
+    """Training metrics tables that some rule writes (a stage not built yet is left out); a
+    model taken from a release (config `released`) has no training here to plot."""
+    wanted = {}
+    if not RELEASED_TOKENIZER:
+        wanted["tokenizer"] = res("tokenizer", "metrics.parquet")
+    if not RELEASED_LM:
+        wanted["lm"] = res("lm", "metrics.parquet")
     return {k: p for k, p in wanted.items() if _produced_by_a_rule(p)}

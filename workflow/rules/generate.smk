@@ -1,6 +1,7 @@
 # generate stage: sample proteins from the trained LM, decode structures with the tokenizer.
 #
-#   results/lm/model/ + results/tokenizer/ --generate_<task>--> results/generate/<task>/
+#   LM (results/lm/model, or results/released/lm with config released.lm)
+#   + tokenizer (results/tokenizer, or results/released/tokenizer) --generate_<task>--> results/generate/<task>/
 #       samples.parquet (one row per sample), aatype.fasta, struct_token.fasta, pdb/, references/
 #
 # One rule per task; config `generate.tasks` picks which the workflow builds. Folding and
@@ -38,12 +39,8 @@ GEN_SCAFFOLD_INPUTS = [p["pdb"] for p in config["generate"]["scaffold"].get("pro
     else []
 )
 
-GEN_MODELS = dict(
-    lm_weights=res("lm", "model", "model.safetensors"),
-    lm_config=res("lm", "model", "config.json"),
-    tok_weights=res("tokenizer", "model.safetensors"),
-    tok_config=res("tokenizer", "config.json"),
-)
+# The LM and tokenizer every task reads: the workflow's own or the released ones (common.smk).
+GEN_MODELS = dict(**LM_FILES, **TOKENIZER_FILES)
 
 
 rule generate_cogen:

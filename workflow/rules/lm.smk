@@ -9,6 +9,10 @@
 # n = config["process"]["n_shards"] (2 when the key is absent). train_lm always launches through
 # torchrun (one code path for 1..N processes); a GPU profile sets `gpu` and lm.nproc_per_node.
 # state/ is not an output: an interrupted run resumes; a run with another config starts over.
+#
+#   config released.lm (hub id or folder) --import_released_lm--> results/released/lm/
+#       same files as results/lm/model + official.json; read instead of results/lm/model by
+#       every consumer when released.lm is set (LM_DIR in common.smk), so train_lm is not needed.
 
 import json
 import os
@@ -20,7 +24,43 @@ LM_TOKEN_SHARDS = [
 LM_INIT_FILES = ["config.json", "model.safetensors", "vocab.txt", "dplm2_vocab.json", "init.json"]
 LM_MODEL_FILES = ["config.json", "model.safetensors", "vocab.txt", "dplm2_vocab.json"]
 
-LM_TARGETS = [res("lm", "model", f) for f in LM_MODEL_FILES] + [res("lm", "metrics.parquet")]
+LM_RELEASED_FILES = LM_MODEL_FILES + ["official.json"]
+# The LM the workflow uses: trained here, or (released.lm) the imported release.
+LM_TARGETS = (
+    [res("released", "lm", f) for f in LM_RELEASED_FILES]
+    if RELEASED_LM
+    else [res("lm", "model", f) for f in LM_MODEL_FILES] + [res("lm", "metrics.parquet")]
+)
+
+
+localrules:
+    import_released_lm,
+
+
+rule import_released_lm:
+    """A released DPLM-2 LM (config released.lm) converted once into the layout of ours."""
+    input:
+        released_source_files(
+            RELEASED_LM, ["config.json", "vocab.txt", "model.safetensors", "pytorch_model.bin"]
+        ),
+    output:
+        [res("released", "lm", f) for f in LM_RELEASED_FILES],
+    log:
+        res("logs", "released", "import_lm.log"),
+    benchmark:
+        res("benchmarks", "released", "import_lm.tsv")
+    conda:
+        "../../envs/torch.yaml"
+    threads: 1
+    resources:
+        mem_mb=lambda wc, attempt: 16000 * attempt,
+        runtime=lambda wc, attempt: 30 * attempt,
+    params:
+        code=code_version("lm"),
+        source=RELEASED_LM or "",
+        out=lambda wc, output: os.path.dirname(output[0]),
+    shell:
+        "dplm2 lm import-official --source {params.source:q} --out {params.out:q} > {log:q} 2>&1"
 
 
 rule warm_start:

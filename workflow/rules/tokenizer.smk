@@ -8,6 +8,11 @@
 # n = config["process"]["n_shards"] (2 when the key is absent). The weights are not protected():
 # a rerun after a code or config change must be able to replace them; the training state in
 # state/ makes an interrupted run resume where it stopped.
+#
+#   config released.tokenizer (hub id or folder) --import_released_tokenizer--> results/released/tokenizer/
+#       config.json + model.safetensors (the layout of results/tokenizer); read instead of
+#       results/tokenizer by tokenize and every other consumer when released.tokenizer is set
+#       (TOKENIZER_DIR in common.smk), so train_tokenizer is not needed.
 
 import json
 import os
@@ -15,12 +20,18 @@ import os
 TOK_N_SHARDS = int(config.get("process", {}).get("n_shards", 2))
 TOK_SHARDS = [f"{i:05d}-of-{TOK_N_SHARDS:05d}" for i in range(TOK_N_SHARDS)]
 
-TOKENIZER_TARGETS = [
-    res("tokenizer", "model.safetensors"),
-    res("tokenizer", "config.json"),
-    res("tokenizer", "metrics.parquet"),
-    res("tokenizer", "training_record.json"),
-] + [res("tokens", f"tokens-{s}.parquet") for s in TOK_SHARDS]
+TOK_RELEASED_FILES = ["model.safetensors", "config.json"]
+# The tokenizer the workflow uses (trained here, or the imported release) + the token shards.
+TOKENIZER_TARGETS = (
+    [res("released", "tokenizer", f) for f in TOK_RELEASED_FILES]
+    if RELEASED_TOKENIZER
+    else [
+        res("tokenizer", "model.safetensors"),
+        res("tokenizer", "config.json"),
+        res("tokenizer", "metrics.parquet"),
+        res("tokenizer", "training_record.json"),
+    ]
+) + [res("tokens", f"tokens-{s}.parquet") for s in TOK_SHARDS]
 
 
 wildcard_constraints:
@@ -55,11 +66,48 @@ rule train_tokenizer:
         "--threads {threads} --params {params.cfg:q} > {log:q} 2>&1"
 
 
+localrules:
+    import_released_tokenizer,
+
+
+rule import_released_tokenizer:
+    """The released structure tokenizer (config released.tokenizer) converted once into the
+    layout of results/tokenizer."""
+    input:
+        released_source_files(
+            RELEASED_TOKENIZER,
+            [
+                "config.yaml",
+                "dplm2_struct_tokenizer.ckpt",
+                ".hydra/config.yaml",
+                ".hydra/dplm2_struct_tokenizer.ckpt",
+            ],
+        ),
+    output:
+        [res("released", "tokenizer", f) for f in TOK_RELEASED_FILES],
+    log:
+        res("logs", "released", "import_tokenizer.log"),
+    benchmark:
+        res("benchmarks", "released", "import_tokenizer.tsv")
+    conda:
+        "../../envs/torch.yaml"
+    threads: 1
+    resources:
+        mem_mb=lambda wc, attempt: 8000 * attempt,
+        runtime=lambda wc, attempt: 30 * attempt,
+    params:
+        code=code_version("tokenizer"),
+        source=RELEASED_TOKENIZER or "",
+        out=lambda wc, output: os.path.dirname(output[0]),
+    shell:
+        "dplm2 tokenizer import-official --source {params.source:q} --out {params.out:q} "
+        "> {log:q} 2>&1"
+
+
 rule tokenize:
     input:
         chains=res("chains", "chains-{tokshard}.parquet"),
-        weights=res("tokenizer", "model.safetensors"),
-        config=res("tokenizer", "config.json"),
+        **TOKENIZER_FILES,
     output:
         res("tokens", "tokens-{tokshard}.parquet"),
     log:
@@ -76,7 +124,7 @@ rule tokenize:
     params:
         code=code_version("tokenizer"),
         cfg=json.dumps(config["tokenizer"].get("tokenize", {}), sort_keys=True),
-        tokenizer=lambda wc, input: os.path.dirname(input.weights),
+        tokenizer=lambda wc, input: os.path.dirname(input.tok_weights),
     shell:
         "dplm2 tokenizer tokenize --chains {input.chains:q} --tokenizer {params.tokenizer:q} "
         "--out {output:q} --threads {threads} --params {params.cfg:q} > {log:q} 2>&1"
