@@ -116,6 +116,7 @@ def test_released_section_is_validated(tmp_path):
 
 
 # --- a real run on tiny checkpoints in the released layouts -----------------------------------
+STRUCTURES = ("1ycr_B.pdb.gz", "2nwd_X.pdb.gz")  # 13 and 130 residues
 def _released_extra_missing() -> str | None:
     for mod in ("esm", "torch_geometric"):
         if importlib.util.find_spec(mod) is None:
@@ -134,8 +135,6 @@ def test_generate_evaluate_embed_with_released_checkpoints(tmp_path):
     write_official_lm(lm_src, official_names())
     write_official_tokenizer(tok_src)
     res = tmp_path / "results"
-    fasta = tmp_path / "two.fasta"
-    fasta.write_text(">a\nMKVLAAGIWQKLLE\n>b\nACDEFGHIKLMNPQRSTVWY\n")
     cfg = _config(
         tmp_path, {"lm": str(lm_src), "tokenizer": str(tok_src)},
         generate={"tasks": ["cogen"], "batch_size": 2, "decode_batch_size": 2,
@@ -144,11 +143,11 @@ def test_generate_evaluate_embed_with_released_checkpoints(tmp_path):
                   "folding": {"backend": "dplm2", "device": "cpu", "batch_size": 2,
                               "dplm2_max_iter": 2, "esmfold_model": "facebook/esmfold_v1"}},
         embed={"settings": {"mode": "both", "layers": [-1], "device": "cpu", "max_batch_size": 2},
-               "sets": {"mixed": {"source": "files",
-                                  "paths": [str(fasta), str(REPO / "tests/data/eval/1ycr_B.pdb.gz")]}}},
+               "sets": {"structures": {"source": "files",
+                                  "paths": [str(REPO / "tests/data/eval" / f) for f in STRUCTURES]}}},
     )
     targets = [str(res / COGEN), str(res / "evaluate/cogen/self_consistency.parquet"),
-               str(res / "embed/mixed.parquet")]
+               str(res / "embed/structures.parquet")]
     out = run_snakemake("--cores", "2", "--configfile", str(cfg), "--", *targets, timeout=600)
     assert out.returncode == 0, (out.stdout + out.stderr)[-4000:]
     jobs = job_stats(out.stdout + out.stderr)
@@ -164,8 +163,8 @@ def test_generate_evaluate_embed_with_released_checkpoints(tmp_path):
     samples = pl.read_parquet(res / COGEN)
     assert samples.height == 2 and (samples["length"] == 12).all()
     assert pl.read_parquet(res / "evaluate/cogen/self_consistency.parquet").height == 2
-    emb = pl.read_parquet(res / "embed/mixed.parquet")
-    assert emb.height == 3
+    emb = pl.read_parquet(res / "embed/structures.parquet")
+    assert emb.height == len(STRUCTURES)  # tokenized by the released tokenizer's encoder
 
     # the local source folders are inputs of the import rules: replacing a file reruns the
     # import and what read it, nothing else
