@@ -20,7 +20,7 @@ import os
 TOK_N_SHARDS = int(config.get("process", {}).get("n_shards", 2))
 TOK_SHARDS = [f"{i:05d}-of-{TOK_N_SHARDS:05d}" for i in range(TOK_N_SHARDS)]
 
-TOK_RELEASED_FILES = ["model.safetensors", "config.json"]
+TOK_RELEASED_FILES = ["model.safetensors", "config.json", "released_from.json"]
 # The tokenizer the workflow uses (trained here, or the imported release) + the token shards.
 TOKENIZER_TARGETS = (
     [res("released", "tokenizer", f) for f in TOK_RELEASED_FILES]
