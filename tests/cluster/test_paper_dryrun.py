@@ -85,6 +85,11 @@ def test_job_count(paper):
     }
     if dl["afdb"].get("enabled", True):
         expected |= {"download_afdb_ids": 1, "download_afdb": dl["afdb"]["shards"]}
+    tok = cfg["tokenizer"]
+    # the paper's frozen ESM-IF1 encoder: its weights are downloaded once before training
+    expected["fetch_tokenizer_encoder"] = int(
+        tok["model"].get("encoder") == "esm_if1" and "://" in tok.get("encoder_checkpoint", ""))
+    assert expected["fetch_tokenizer_encoder"] == 1  # config/paper.yaml
     for rule, n in expected.items():
         assert stats.get(rule, 0) == n, f"{rule}: {stats.get(rule, 0)} jobs, expected {n}"
     # evaluation / report / embedding: per task or per input set, never per shard

@@ -492,18 +492,6 @@ def test_import_official_writes_our_layout_that_tokenizes_the_same(tmp_path, cha
     assert a["struct_tokens"].to_list() == b["struct_tokens"].to_list()
     assert any(8192 in t for t in a["struct_tokens"].to_list())  # the missing-N residue
     assert len({t for row in a["struct_tokens"].to_list() for t in row}) >= 5
-
-
-def test_training_the_esm_if1_encoder_is_refused(tmp_path):
-    from dplm2.config import ConfigError
-    from dplm2.tokenizer.config import TokenizerConfig
-    from dplm2.tokenizer.train import train_tokenizer
-
-    cfg = TokenizerConfig.from_dict({"model": {"encoder": "esm_if1"}})
-    with pytest.raises(ConfigError, match="esm_if1 cannot be trained here"):
-        train_tokenizer([], tmp_path / "run", cfg)
-
-
 def test_hub_id_fetches_only_the_named_files(tmp_path, fake_hub):
     src = tmp_path / "hub"
     raw = write_official(src)
@@ -543,7 +531,7 @@ def test_bad_or_missing_tensors_name_the_file(tmp_path):
     with pytest.raises(FileNotFoundError, match="config.yaml"):
         official.load_official_tokenizer(tmp_path / "e")
     (tmp_path / "f").mkdir()
-    torch.save({"w": torch.zeros(1), "args": argparse.Namespace(x=1)}, tmp_path / "f" / ckpt)
+    torch.save({"w": torch.zeros(1), "where": Path("x")}, tmp_path / "f" / ckpt)
     (tmp_path / "f" / "config.yaml").write_text(yaml.safe_dump(official_config()))
     with pytest.raises(ValueError, match=rf"{ckpt}: not a readable tensors-only checkpoint"):
         official.load_official_tokenizer(tmp_path / "f")

@@ -38,9 +38,46 @@ wildcard_constraints:
     tokshard=r"\d{5}-of-\d{5}",
 
 
+# model.encoder esm_if1: ESM-IF1's weights (tokenizer.encoder_checkpoint), fetched first when a URL.
+TOK_CFG = config.get("tokenizer", {})
+TOK_ENCODER_SOURCE = (
+    TOK_CFG.get("encoder_checkpoint")
+    if TOK_CFG.get("model", {}).get("encoder") == "esm_if1"
+    else None
+)
+TOK_ENCODER_IS_URL = bool(TOK_ENCODER_SOURCE) and "://" in TOK_ENCODER_SOURCE
+TOK_ENCODER_FILE = (
+    res("tokenizer_encoder", "esm_if1.pt")
+    if TOK_ENCODER_IS_URL
+    else TOK_ENCODER_SOURCE
+)
+
+
+localrules:
+    fetch_tokenizer_encoder,
+
+
+rule fetch_tokenizer_encoder:
+    """ESM-IF1's pretrained weights for tokenizer.model.encoder esm_if1 (a URL in
+    tokenizer.encoder_checkpoint), downloaded once, atomically, with retries."""
+    output:
+        res("tokenizer_encoder", "esm_if1.pt"),
+    log:
+        res("logs", "tokenizer", "fetch_encoder.log"),
+    benchmark:
+        res("benchmarks", "tokenizer", "fetch_encoder.tsv")
+    conda:
+        "../../envs/torch.yaml"
+    params:
+        url=TOK_ENCODER_SOURCE if TOK_ENCODER_IS_URL else "",
+    shell:
+        "dplm2 tokenizer fetch-encoder --url {params.url:q} --out {output:q} > {log:q} 2>&1"
+
+
 rule train_tokenizer:
     input:
         chains=[res("chains", f"chains-{s}.parquet") for s in TOK_SHARDS],
+        encoder=[TOK_ENCODER_FILE] if TOK_ENCODER_FILE else [],
     output:
         weights=res("tokenizer", "model.safetensors"),
         config=res("tokenizer", "config.json"),
@@ -61,9 +98,12 @@ rule train_tokenizer:
         code=code_version("tokenizer"),
         cfg=section("tokenizer"),
         out_dir=lambda wc, output: os.path.dirname(output.weights),
+        encoder=lambda wc, input: (
+            f"--encoder-checkpoint '{input.encoder[0]}'" if input.encoder else ""
+        ),
     shell:
         "dplm2 tokenizer train --chains {input.chains:q} --out-dir {params.out_dir:q} "
-        "--threads {threads} --params {params.cfg:q} > {log:q} 2>&1"
+        "--threads {threads} --params {params.cfg:q} {params.encoder} > {log:q} 2>&1"
 
 
 localrules:

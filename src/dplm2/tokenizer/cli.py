@@ -1,4 +1,4 @@
-"""``dplm2 tokenizer {train,tokenize,detokenize,import-official}``: the commands the tokenizer rules run.
+"""``dplm2 tokenizer {train,fetch-encoder,tokenize,detokenize,import-official}``: the commands the tokenizer rules run.
 
 Every path is explicit; ``--params`` is the JSON of the config section the command uses
 (``train``: the whole ``tokenizer`` section; ``tokenize``: ``tokenizer.tokenize``). Heavy
@@ -30,7 +30,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     t.add_argument("--params", default="{}", help="JSON of the tokenizer config section")
     t.add_argument("--device", default=None, help="torch device (default: CUDA if available)")
     t.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    t.add_argument("--encoder-checkpoint", default=None,
+                   help="model.encoder esm_if1: local ESM-IF1 checkpoint (overrides "
+                        "tokenizer.encoder_checkpoint)")
     t.set_defaults(func=cmd_train)
+
+    f = sub.add_parser("fetch-encoder", help="download ESM-IF1's weights (encoder esm_if1)",
+                       description="Download a fair-esm ESM-IF1 checkpoint (http(s) or file URL) "
+                                   "to --out, atomically, with retries.")
+    f.add_argument("--url", default=None, help="default: fair-esm's esm_if1_gvp4_t16_142M_UR50.pt")
+    f.add_argument("--out", required=True, help="file to write")
+    f.set_defaults(func=cmd_fetch_encoder)
 
     k = sub.add_parser("tokenize", help="chain shard -> token shard")
     k.add_argument("--chains", required=True, help="one chain shard Parquet file")
@@ -85,7 +95,15 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     cfg = _params(args.params, TokenizerConfig, "tokenizer")
     _threads(args.threads)
-    train_tokenizer(args.chains, args.out_dir, cfg, device=args.device)
+    train_tokenizer(args.chains, args.out_dir, cfg, device=args.device,
+                    encoder_checkpoint=args.encoder_checkpoint)
+    return 0
+
+
+def cmd_fetch_encoder(args: argparse.Namespace) -> int:
+    from dplm2.tokenizer.gvp import ESM_IF1_URL, fetch_checkpoint  # noqa: PLC0415
+
+    fetch_checkpoint(args.url or ESM_IF1_URL, args.out)
     return 0
 
 

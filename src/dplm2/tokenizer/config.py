@@ -40,8 +40,9 @@ class ModelConfig(StageConfig):
     encoder : str
         ``local_frame`` (:class:`~dplm2.tokenizer.encoder.LocalFrameEncoder`, trained here) or
         ``esm_if1`` (ESM-IF1's GVP-Transformer through fair-esm,
-        :class:`~dplm2.tokenizer.gvp.GVPTransformerEncoder`: the released tokenizer's encoder;
-        needs the optional fair-esm + torch_geometric and cannot be trained here).
+        :class:`~dplm2.tokenizer.gvp.GVPTransformerEncoder`: the paper's and the released
+        tokenizer's encoder; needs the optional fair-esm + torch_geometric; always frozen,
+        loaded from ``TokenizerConfig.encoder_checkpoint`` for training).
     encoder_dim : int
         Width of the per-residue encoder features (the reference's GVP encoder: 512).
     encoder_neighbors : int
@@ -297,6 +298,10 @@ class TokenizerConfig(StageConfig):
     """The whole ``tokenizer:`` config section."""
 
     model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
+    #: ``model.encoder: esm_if1`` only: ESM-IF1's pretrained weights, kept frozen (the paper's
+    #: encoder) -- a local fair-esm checkpoint or an http(s)/file URL (the workflow's
+    #: ``fetch_tokenizer_encoder`` rule downloads it; training reads a local file).
+    encoder_checkpoint: str | None = None
     loss: LossConfig = dataclasses.field(default_factory=LossConfig)
     data: DataConfig = dataclasses.field(default_factory=DataConfig)
     tokenize: TokenizeConfig = dataclasses.field(default_factory=TokenizeConfig)

@@ -36,13 +36,16 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import os
 import sys
 import types
+from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
+from dplm2.io import read_tensor_file
 from dplm2.tokenizer.config import ModelConfig
 
 #: fair-esm's alphabet of ESM-IF1 (``Alphabet.from_architecture("invariant_gvp")``, 35 tokens);
@@ -51,6 +54,8 @@ ALPHABET_ARCHITECTURE = "invariant_gvp"
 #: ESM-IF1 (``esm_if1_gvp4_t16_142M_UR50``) values that its weights do not determine.
 ESM_IF1_HEADS = 8
 ESM_IF1_TOP_K = 30
+#: fair-esm's download address of ESM-IF1 (``{"args": Namespace, "model": state_dict}``).
+ESM_IF1_URL = "https://dl.fbaipublicfiles.com/fair-esm/models/esm_if1_gvp4_t16_142M_UR50.pt"
 
 INSTALL_HINT = ("pip install 'fair-esm==2.0.0' 'torch_geometric>=2.5' (the optional 'released' "
                 "extra of dplm2; make install includes it)")
@@ -125,6 +130,9 @@ def esm_if1_args(cfg: ModelConfig) -> argparse.Namespace:
 class GVPTransformerEncoder(nn.Module):
     """``(coords, atom_mask, mask) -> [B, L, encoder_dim]`` through fair-esm's encoder.
 
+    Always frozen, as in the reference: no gradients, and ``train()`` leaves it in eval mode
+    (no dropout), so training a tokenizer around it trains only what follows the encoder.
+
     ``self.encoder`` is fair-esm's module, so this module's weights are named
     ``encoder.<fair-esm name>`` -- the released checkpoint's ``encoder.encoder.*`` once the
     tokenizer adds its own ``encoder.`` prefix. Positions whose residue has no atom at all are
@@ -143,10 +151,56 @@ class GVPTransformerEncoder(nn.Module):
         alphabet = alphabet_cls.from_architecture(ALPHABET_ARCHITECTURE)
         embed = nn.Embedding(len(alphabet), cfg.encoder_dim, padding_idx=alphabet.padding_idx)
         self.encoder = fair_encoder(esm_if1_args(cfg), alphabet, embed)
+        self.requires_grad_(False)
+        self.train(False)
 
+    def train(self, mode: bool = True) -> GVPTransformerEncoder:
+        return super().train(False)
+
+    @torch.no_grad()
     def forward(self, coords: torch.Tensor, atom_mask: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         padding = ~atom_mask.any(-1)
         observed = mask & ~padding
         xyz = coords[:, :, :3].float().masked_fill(~observed[..., None, None], float("nan"))
         out = self.encoder(xyz, padding, observed.float())["encoder_out"][0]  # [L, B, C]
         return out.transpose(0, 1).to(coords.dtype)
+
+    def load_esm_if1(self, path: str | os.PathLike) -> None:
+        """Load the encoder of a fair-esm ESM-IF1 checkpoint (``esm_if1_gvp4_t16_142M_UR50.pt``:
+        its ``encoder.*`` tensors; the decoder's are not used). ``ValueError`` naming the file
+        when it is not one or its sizes differ from this encoder's."""
+        state = read_tensor_file(path)
+        prefix = "encoder."
+        enc = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+        if not enc:
+            raise ValueError(f"{path}: no encoder.* tensors: not an ESM-IF1 checkpoint")
+        buffer = "embed_positions._float_tensor"  # a dtype marker, not a weight
+        enc.setdefault(buffer, self.encoder.state_dict()[buffer])
+        try:
+            self.encoder.load_state_dict(enc, strict=True)
+        except RuntimeError as exc:
+            raise ValueError(f"{path}: not this encoder's weights ({exc})") from exc
+
+
+def fetch_checkpoint(url: str, dest: str | os.PathLike) -> Path:
+    """Download ``url`` (http(s) or file://) to ``dest`` atomically, with the download stage's
+    timeouts and retries (:class:`dplm2.download.fetch.Fetcher`) and a byte progress bar."""
+    from tqdm.auto import tqdm  # noqa: PLC0415
+
+    from dplm2.download.config import HttpConfig  # noqa: PLC0415
+    from dplm2.download.fetch import Fetcher  # noqa: PLC0415
+    from dplm2.io import atomic_path  # noqa: PLC0415
+
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fetcher = Fetcher(HttpConfig())
+
+    def attempt() -> None:
+        with atomic_path(dest) as tmp, fetcher.open(url) as chunks, open(tmp, "wb") as fh, \
+                tqdm(unit="B", unit_scale=True, desc=dest.name, mininterval=2.0) as bar:
+            for chunk in chunks:
+                fh.write(chunk)
+                bar.update(len(chunk))
+
+    fetcher.with_retries(url, attempt)
+    return dest

@@ -24,6 +24,7 @@ from dplm2.config import ConfigError
 from dplm2.io import atomic_write_text
 from dplm2.tokenizer.config import TokenizerConfig
 from dplm2.tokenizer.data import read_chain_shards, select_training, select_validation
+from dplm2.tokenizer.gvp import ESM_IF1_URL
 from dplm2.tokenizer.hub import WEIGHTS_NAME, save_tokenizer, sha256_file
 from dplm2.tokenizer.model import StructureTokenizer, num_parameters
 from dplm2.tokenizer.validation import Validator
@@ -45,19 +46,39 @@ def build_model(cfg: TokenizerConfig) -> StructureTokenizer:
     return StructureTokenizer(cfg.model, cfg.loss)
 
 
+def _encoder_file(cfg: TokenizerConfig, override: str | os.PathLike | None) -> Path | None:
+    """The local ESM-IF1 checkpoint to load (``model.encoder: esm_if1``), else None."""
+    if cfg.model.encoder != "esm_if1":
+        return None
+    source = override or cfg.encoder_checkpoint
+    if not source:
+        raise ConfigError("tokenizer.model.encoder: esm_if1 needs tokenizer.encoder_checkpoint "
+                          "(ESM-IF1's weights, kept frozen; e.g. " + ESM_IF1_URL + ")")
+    if "://" in str(source):
+        raise ConfigError(f"tokenizer.encoder_checkpoint {source}: training reads a local file; "
+                          "fetch it first (dplm2 tokenizer fetch-encoder, or the workflow's "
+                          "fetch_tokenizer_encoder rule)")
+    path = Path(source)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: ESM-IF1 checkpoint (tokenizer.encoder_checkpoint) "
+                                "not found")
+    return path
+
+
 def train_tokenizer(
     chain_shards: Sequence[str | os.PathLike],
     out_dir: str | os.PathLike,
     cfg: TokenizerConfig,
     device: str | None = None,
+    encoder_checkpoint: str | os.PathLike | None = None,
 ) -> dict[str, Any]:
-    """Train (or resume) a tokenizer on the chains of ``chain_shards``; returns the record."""
-    if cfg.model.encoder == "esm_if1":
-        raise ConfigError(
-            "tokenizer.model.encoder: esm_if1 cannot be trained here -- the reference keeps "
-            "ESM-IF1's pretrained encoder frozen and this workflow does not fetch those weights; "
-            "train with encoder local_frame, or use the released tokenizer "
-            "(dplm2 tokenizer import-official / config released.tokenizer)")
+    """Train (or resume) a tokenizer on the chains of ``chain_shards``; returns the record.
+
+    With ``model.encoder: esm_if1`` the encoder is ESM-IF1's, loaded from
+    ``encoder_checkpoint`` (else ``cfg.encoder_checkpoint``; a local file) and kept frozen, as in
+    the paper; everything after it trains.
+    """
+    encoder_file = _encoder_file(cfg, encoder_checkpoint)
     from dplm2.train import Trainer, dist_env, hardware_info  # noqa: PLC0415
     from dplm2.tokenizer.data import TrainBatches  # noqa: PLC0415
 
@@ -76,6 +97,9 @@ def train_tokenizer(
 
     env = dist_env(device)
     model = build_model(cfg)
+    if encoder_file is not None:
+        model.encoder.load_esm_if1(encoder_file)
+        log.info("tokenizer: frozen ESM-IF1 encoder from %s", encoder_file)
     log.info("tokenizer: %.2fM parameters, device %s", num_parameters(model) / 1e6, env.device)
     validator = Validator(val, cfg.data.val_max_length, seed=cfg.train.seed)
     trainer = Trainer(
@@ -102,6 +126,8 @@ def train_tokenizer(
         "val_chains": [r.id for r in val],
         "validated_on_training_chains": val_on_train,
         "parameters": num_parameters(model),
+        "encoder_checkpoint": None if encoder_file is None else {
+            "path": str(encoder_file), "sha256": sha256_file(encoder_file)},
         "steps": trainer.step,
         "wall_s": float(last.get("wall_s", time.time() - t0)),
         "hardware": hardware_info(env.device),
