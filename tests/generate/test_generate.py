@@ -182,7 +182,7 @@ def test_cli_errors_are_clear(models, tmp_path, caplog):
     args = ["generate", "cogen", "--lm", str(tmp_path / "none"), "--tokenizer", str(tok),
             "--out", str(tmp_path)]
     assert dplm2_main(args) == 2
-    assert "no language model weights" in caplog.text
+    assert "none: neither a checkpoint folder nor a hub id" in caplog.text
 
 
 def test_schema_defaults_match_the_dataclasses():
@@ -231,3 +231,25 @@ def test_folding_from_token_and_chain_shards(models, tmp_path):
     code = dplm2_main(["generate", "inverse-folding", "--lm", str(lm), "--tokenizer", str(tok),
                        "--out", str(tmp_path / "inv"), "--tokens", str(tmp_path / "stale.parquet")])
     assert code == 2
+
+
+def test_released_lm_folder_generates_and_refolds_directly(models, tmp_path):
+    """--lm takes a released checkpoint as it is (no import step): generation and the dplm2
+    folding backend load it through dplm2.lm.official.load_lm; provenance hashes its file."""
+    from dplm2.evaluate.folding import Dplm2FoldingBackend
+    from dplm2.io import sha256_file
+
+    from tests.lm.helpers import official_names, write_official
+
+    released = tmp_path / "released_lm"
+    write_official(released, official_names())
+    _, tok = models
+    df = run_cli((released, tok), "cogen", tmp_path / "out",
+                 {"cogen": {"lengths": [12], "samples_per_length": 2, "sampling": FAST}})
+    assert df.height == 2 and (df["length"] == 12).all()
+    weights = next(p for p in released.iterdir() if p.name.endswith((".safetensors", ".bin")))
+    header = (tmp_path / "out" / "aatype.fasta").read_text().splitlines()[0]
+    assert f"model={sha256_file(weights)[:16]}" in header
+    backend = Dplm2FoldingBackend(released, tok, device="cpu", max_iter=2)
+    (result,) = backend.fold(["ACDEFGHIKL"])
+    assert result.coords.shape == (10, 4, 3) and np.isfinite(result.coords).all()

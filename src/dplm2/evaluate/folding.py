@@ -182,7 +182,8 @@ class Dplm2FoldingBackend:
 
     Uses only public entry points of the other stages:
 
-    * ``dplm2.lm.model.DPLM2LM.from_pretrained`` + its vocabulary, and
+    * ``dplm2.lm.official.load_lm`` (a folder of the lm stage, or a released checkpoint) + its
+      vocabulary, and
       ``dplm2.lm.sampling.iterative_unmask`` with the spec's folding settings (argmax,
       deterministic unmasking, ``max_iter`` steps, 100 by default);
     * ``dplm2.tokenizer.hub.load_tokenizer`` and ``StructureTokenizer.detokenize`` to turn the
@@ -197,7 +198,7 @@ class Dplm2FoldingBackend:
         import torch
 
         try:
-            from dplm2.lm.model import DPLM2LM
+            from dplm2.lm.official import load_lm
             from dplm2.lm.sampling import SamplerConfig
             from dplm2.tokenizer.hub import load_tokenizer
         except ModuleNotFoundError as exc:
@@ -210,7 +211,7 @@ class Dplm2FoldingBackend:
             device = "cuda" if torch.cuda.is_available() else "cpu"
         self.device = torch.device(device)
         self.seed, self.batch_size = int(seed), max(1, int(batch_size))
-        self.lm = DPLM2LM.from_pretrained(str(lm)).to(self.device).eval()
+        self.lm = load_lm(str(lm), device=self.device)  # ours or a released checkpoint
         self.tokenizer, tok_hash = load_tokenizer(str(tokenizer), device=self.device)
         # spec §5/§6: folding = argmax, deterministic unmasking, 100 steps
         self.sampler = SamplerConfig(max_iter=int(max_iter), strategy="argmax",

@@ -2,7 +2,7 @@
 
 Generation is built on the other stages' public entry points only:
 
-* :meth:`dplm2.lm.model.DPLM2LM.from_pretrained` and the LM sampler
+* :func:`dplm2.lm.official.load_lm` (our LM folder or a released checkpoint) and the LM sampler
   :func:`dplm2.lm.sampling.iterative_unmask` (this stage writes no sampler of its own);
 * :func:`dplm2.tokenizer.hub.load_tokenizer` and ``StructureTokenizer.tokenize`` /
   ``detokenize`` (motif tokens, structures read from files, decoded PDBs).
@@ -115,16 +115,19 @@ class Runtime:
 
     @classmethod
     def load(cls, lm: str | os.PathLike, tokenizer: str | os.PathLike, device: str = "auto") -> Runtime:
-        """Load both models (folders written by the lm and tokenizer stages)."""
-        from dplm2.lm.model import DPLM2LM
+        """Load both models: folders written by the lm and tokenizer stages, or released
+        checkpoints (hub id or folder in the reference's layout)."""
+        from dplm2.lm.official import LAYOUT_FILE, lm_weights_file, load_lm
         from dplm2.tokenizer.hub import load_tokenizer
 
         dev = pick_device(device)
         lm_path = Path(lm)
-        weights = lm_path / "model.safetensors"
-        if not weights.is_file():
-            raise FileNotFoundError(f"{weights}: no language model weights (run the lm stage)")
-        model = DPLM2LM.from_pretrained(lm_path).to(dev).eval()
+        if lm_path.is_dir() and (lm_path / LAYOUT_FILE).is_file() \
+                and not (lm_path / "model.safetensors").is_file():
+            raise FileNotFoundError(f"{lm_path / 'model.safetensors'}: no language model weights "
+                                    "(run the lm stage)")
+        model = load_lm(lm, device=dev)
+        weights = lm_weights_file(lm)
         tok, tok_sha = load_tokenizer(tokenizer, device=dev)
         return cls(lm=model, tokenizer=tok, device=dev, lm_hash=sha256_file(weights)[:16],
                    tokenizer_sha256=tok_sha, code_hash=git_hash())

@@ -255,6 +255,15 @@ def load_lm(
     return load_official(name_or_path, device=device, **kwargs)
 
 
+def lm_weights_file(name_or_path: str | os.PathLike, cache_dir: str | None = None) -> Path:
+    """The weights file :func:`load_lm` reads (our ``model.safetensors`` or the released
+    checkpoint's file), for provenance hashes."""
+    path = Path(name_or_path)
+    if path.is_dir() and (path / LAYOUT_FILE).is_file():
+        return path / "model.safetensors"
+    return resolve_official(name_or_path, cache_dir).weights
+
+
 def import_official(
     name_or_path: str | os.PathLike, out_dir: str | os.PathLike, **kwargs
 ) -> Path:
