@@ -130,8 +130,11 @@ def esm_if1_args(cfg: ModelConfig) -> argparse.Namespace:
 class GVPTransformerEncoder(nn.Module):
     """``(coords, atom_mask, mask) -> [B, L, encoder_dim]`` through fair-esm's encoder.
 
-    Always frozen, as in the reference: no gradients, and ``train()`` leaves it in eval mode
-    (no dropout), so training a tokenizer around it trains only what follows the encoder.
+    Always frozen, as in the reference: no gradients, so training a tokenizer around it trains
+    only what follows the encoder. One deliberate difference: ``train()`` leaves it in eval
+    mode. The reference freezes the weights but lets the module follow its parent's mode, so
+    ESM-IF1's dropout (0.1) is active while the reference trains; here training sees exactly
+    the features the tokenizer will later tokenize with.
 
     ``self.encoder`` is fair-esm's module, so this module's weights are named
     ``encoder.<fair-esm name>`` -- the released checkpoint's ``encoder.encoder.*`` once the
