@@ -92,6 +92,9 @@ def test_fetch_then_train_keeps_the_encoder_frozen(esm_if1_file, http_server, ch
         assert torch.equal(weights[f"encoder.encoder.{name}"], value), name
     trained, _ = load_tokenizer(out)
     assert trained.cfg.encoder == "esm_if1"
+    trained.train()  # the frozen encoder stays in eval mode (no dropout), the rest trains
+    assert not any(m.training for m in trained.encoder.modules()) and trained.decoder.training
+    assert not any(p.requires_grad for p in trained.encoder.parameters())
     torch.manual_seed(0)  # build_model's seed: the same initial pre-quantization head
     from dplm2.tokenizer.train import build_model
 
