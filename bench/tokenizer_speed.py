@@ -10,8 +10,9 @@ Usage::
     python bench/tokenizer_speed.py --compare-encoders   # ESM-IF1 (released) vs local-frame
 
 ``--compare-encoders`` times only the two encoders at their full sizes, in one run on the same
-chains: ESM-IF1's GVP-Transformer (the released tokenizer's, random weights of the released
-shape, through fair-esm) and this project's local-frame encoder with the paper config's sizes.
+chains: ESM-IF1's GVP-Transformer (the paper's and the released tokenizer's, random weights of
+the released shape, through fair-esm) and this project's local-frame encoder at its default
+sizes (512 wide, as ESM-IF1's output).
 """
 
 from __future__ import annotations
@@ -127,10 +128,12 @@ def compare_encoders(args) -> int:
     from dplm2.tokenizer.data import collate
     from dplm2.tokenizer.model import build_encoder
 
-    paper = TokenizerConfig.from_dict(
-        yaml.safe_load((REPO / "config/paper.yaml").read_text())["tokenizer"]).model
-    configs = {"local_frame (paper sizes)": paper, "esm_if1 (released sizes)": ModelConfig(
-        encoder="esm_if1", encoder_layers=8, encoder_message_layers=4)}
+    from dplm2.tokenizer.gvp import ESM_IF1_GVP_LAYERS, ESM_IF1_LAYERS
+
+    local_frame = ModelConfig()  # the schema defaults: 512 wide, 30 neighbours, 2 + 2 layers
+    configs = {"local_frame (default sizes)": local_frame, "esm_if1 (released sizes)": ModelConfig(
+        encoder="esm_if1", encoder_layers=ESM_IF1_LAYERS,
+        encoder_message_layers=ESM_IF1_GVP_LAYERS)}
     records = load_records()
     batches = [{k: v.to(args.device) for k, v in collate([r]).items()} for r in records]
     n_res = sum(int(b["mask"].sum()) for b in batches)

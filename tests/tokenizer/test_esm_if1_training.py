@@ -94,6 +94,12 @@ def test_fetch_then_train_keeps_the_encoder_frozen(esm_if1_file, http_server, ch
     assert trained.cfg.encoder == "esm_if1"
     trained.train()  # the frozen encoder stays in eval mode (no dropout), the rest trains
     assert not any(m.training for m in trained.encoder.modules()) and trained.decoder.training
+    from dplm2.tokenizer.data import collate, read_chain_shard
+
+    batch = collate(read_chain_shard(chain_shard)[:1])
+    tokens = trained.tokenize(batch["coords"], batch["atom_mask"], batch["mask"])
+    assert tokens.shape == batch["mask"].shape
+    # the forward pass flags the weights trainable only while it runs (speed; see gvp.py)
     assert not any(p.requires_grad for p in trained.encoder.parameters())
     torch.manual_seed(0)  # build_model's seed: the same initial pre-quantization head
     from dplm2.tokenizer.train import build_model

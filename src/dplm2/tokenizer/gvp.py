@@ -35,6 +35,7 @@ decodes, and tokenizing raises :class:`FairEsmUnavailable` saying what to instal
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.util
 import os
 import sys
@@ -54,6 +55,9 @@ ALPHABET_ARCHITECTURE = "invariant_gvp"
 #: ESM-IF1 (``esm_if1_gvp4_t16_142M_UR50``) values that its weights do not determine.
 ESM_IF1_HEADS = 8
 ESM_IF1_TOP_K = 30
+#: ESM-IF1's layer counts (8 transformer, 4 GVP), used when no encoder tensors say otherwise.
+ESM_IF1_LAYERS = 8
+ESM_IF1_GVP_LAYERS = 4
 #: fair-esm's download address of ESM-IF1 (``{"args": Namespace, "model": state_dict}``).
 ESM_IF1_URL = "https://dl.fbaipublicfiles.com/fair-esm/models/esm_if1_gvp4_t16_142M_UR50.pt"
 
@@ -127,6 +131,28 @@ def esm_if1_args(cfg: ModelConfig) -> argparse.Namespace:
     )
 
 
+@contextlib.contextmanager
+def _weights_flagged_trainable(module: nn.Module):
+    """Mark ``module``'s weights ``requires_grad`` for the duration of a ``no_grad`` call.
+
+    Only for speed: ATen's ``matmul`` folds a batched input into one ``mm`` when the weight
+    requires grad and otherwise broadcasts it to ``bmm`` (``should_fold`` in
+    LinearAlgebra.cpp), which is ~3x slower on CPU for the transposed vector-channel inputs of
+    fair-esm's GVP layers (measured: 6.2 s vs 2.1 s for one 129-residue chain at ESM-IF1's
+    size). Under ``no_grad`` no graph is built, so nothing can receive a gradient; the flags
+    are restored afterwards, so optimizers and DDP, which read them at construction, never see
+    these weights as trainable.
+    """
+    params = [p for p in module.parameters() if not p.requires_grad]
+    for p in params:
+        p.requires_grad_(True)
+    try:
+        yield
+    finally:
+        for p in params:
+            p.requires_grad_(False)
+
+
 class GVPTransformerEncoder(nn.Module):
     """``(coords, atom_mask, mask) -> [B, L, encoder_dim]`` through fair-esm's encoder.
 
@@ -165,7 +191,8 @@ class GVPTransformerEncoder(nn.Module):
         padding = ~atom_mask.any(-1)
         observed = mask & ~padding
         xyz = coords[:, :, :3].float().masked_fill(~observed[..., None, None], float("nan"))
-        out = self.encoder(xyz, padding, observed.float())["encoder_out"][0]  # [L, B, C]
+        with _weights_flagged_trainable(self.encoder):
+            out = self.encoder(xyz, padding, observed.float())["encoder_out"][0]  # [L, B, C]
         return out.transpose(0, 1).to(coords.dtype)
 
     def load_esm_if1(self, path: str | os.PathLike) -> None:

@@ -376,11 +376,13 @@ def config_from_official(
 def _encoder_sizes(state: dict[str, torch.Tensor], encoder_dim: int, weights: str) -> dict[str, Any]:
     """ModelConfig fields of the ESM-IF1 encoder, read from ``encoder.encoder.*`` (ESM-IF1's
     defaults where the checkpoint has none of them: decoding never builds the encoder)."""
-    from dplm2.tokenizer.gvp import ESM_IF1_HEADS, ESM_IF1_TOP_K  # noqa: PLC0415
+    from dplm2.tokenizer import gvp  # noqa: PLC0415
 
     sizes: dict[str, Any] = {"encoder": "esm_if1", "encoder_dim": encoder_dim,
-                             "encoder_heads": ESM_IF1_HEADS, "encoder_neighbors": ESM_IF1_TOP_K,
-                             "encoder_layers": 8, "encoder_message_layers": 4}
+                             "encoder_heads": gvp.ESM_IF1_HEADS,
+                             "encoder_neighbors": gvp.ESM_IF1_TOP_K,
+                             "encoder_layers": gvp.ESM_IF1_LAYERS,
+                             "encoder_message_layers": gvp.ESM_IF1_GVP_LAYERS}
     if not has_encoder(state):
         return sizes
     e, graph = ENCODER_PREFIX, ENCODER_PREFIX + "gvp_encoder.embed_graph."
