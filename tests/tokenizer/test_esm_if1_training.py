@@ -1,7 +1,7 @@
 """The paper's tokenizer recipe: ESM-IF1's pretrained encoder, frozen, with the rest trained.
 
 A tiny fair-esm ESM-IF1 checkpoint (``{"args": Namespace, "model": {"encoder.*", "decoder.*"}}``,
-the layout of ``esm_if1_gvp4_t16_142M_UR50.pt``) is written by the test, served over HTTP from
+the layout of ``esm_if1_gvp4_t16_142M_UR50.pt``, read back by fair-esm's own loader) is written by the test, served over HTTP from
 127.0.0.1 and fetched with ``dplm2 tokenizer fetch-encoder``; training must leave the encoder's
 weights untouched and change the rest.
 """
@@ -23,8 +23,7 @@ from dplm2.tokenizer.train import train_tokenizer
 
 from .conftest import TINY_MODEL
 from .test_official import (
-    E, GVP_EDGE, GVP_FFN, GVP_GRAPH_LAYERS, GVP_LAYERS, GVP_NODE, fair_esm_encoder, gvp_args,
-    needs_fair_esm,
+    E, GVP_EDGE, GVP_FFN, GVP_GRAPH_LAYERS, GVP_LAYERS, GVP_NODE, gvp_args, needs_fair_esm,
 )
 
 pytestmark = needs_fair_esm
@@ -50,13 +49,21 @@ def _cfg(steps: int, **extra) -> TokenizerConfig:
 
 @pytest.fixture(scope="module")
 def esm_if1_file(tmp_path_factory):
-    """A tiny ESM-IF1 checkpoint in fair-esm's layout; returns (path, encoder tensors)."""
-    encoder = fair_esm_encoder(seed=5).state_dict()
-    model = {f"encoder.{k}": v for k, v in encoder.items()}
-    model["decoder.embed_tokens.weight"] = torch.randn(35, E)  # the part training ignores
+    """A tiny ESM-IF1 checkpoint in fair-esm's layout (a whole GVPTransformerModel: encoder and
+    decoder, ``args.arch`` invariant_gvp); returns (path, its encoder's tensors)."""
+    from esm.inverse_folding.gvp_transformer import GVPTransformerModel
+
+    from dplm2.tokenizer.gvp import import_fair_esm
+
+    _, alphabet_cls = import_fair_esm()
+    args = gvp_args()
+    vars(args).update(arch="invariant_gvp", decoder_embed_dim=E, decoder_layers=1,
+                      decoder_attention_heads=2, decoder_ffn_embed_dim=GVP_FFN)
+    torch.manual_seed(5)
+    model = GVPTransformerModel(args, alphabet_cls.from_architecture("invariant_gvp"))
     path = tmp_path_factory.mktemp("esm_if1") / "esm_if1_gvp4_t16_142M_UR50.pt"
-    torch.save({"args": gvp_args(), "model": model}, path)
-    return path, encoder
+    torch.save({"args": args, "model": model.state_dict()}, path)
+    return path, model.encoder.state_dict()
 
 
 @pytest.fixture()
@@ -123,3 +130,7 @@ def test_encoder_checkpoint_errors_name_the_problem(esm_if1_file, chain_shard, t
     with pytest.raises(ValueError, match=rf"{esm_if1_file[0].name}: not this encoder's weights"):
         train_tokenizer([chain_shard], tmp_path / "d", wrong, encoder_checkpoint=esm_if1_file[0])
     assert not (tmp_path / "d" / "model.safetensors").exists()
+    plain = tmp_path / "plain.pt"
+    torch.save({"encoder.w": torch.zeros(1)}, plain)
+    with pytest.raises(ValueError, match="plain.pt: not an ESM-IF1 checkpoint"):
+        train_tokenizer([chain_shard], tmp_path / "e", _cfg(1), encoder_checkpoint=plain)

@@ -531,7 +531,7 @@ def test_bad_or_missing_tensors_name_the_file(tmp_path):
     with pytest.raises(FileNotFoundError, match="config.yaml"):
         official.load_official_tokenizer(tmp_path / "e")
     (tmp_path / "f").mkdir()
-    torch.save({"w": torch.zeros(1), "where": Path("x")}, tmp_path / "f" / ckpt)
+    torch.save({"w": torch.zeros(1), "args": argparse.Namespace(x=1)}, tmp_path / "f" / ckpt)
     (tmp_path / "f" / "config.yaml").write_text(yaml.safe_dump(official_config()))
     with pytest.raises(ValueError, match=rf"{ckpt}: not a readable tensors-only checkpoint"):
         official.load_official_tokenizer(tmp_path / "f")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import os
 from pathlib import Path
 
@@ -12,11 +11,9 @@ import torch
 def read_tensor_file(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     """Name -> tensor mapping of a safetensors file or a tensors-only PyTorch checkpoint (CPU).
 
-    PyTorch files load with ``torch.load(weights_only=True)`` (no arbitrary code; an
-    ``argparse.Namespace`` of hyper-parameters, as fair-esm checkpoints hold, is allowed); a
-    Lightning-style ``{"state_dict": ...}`` or fair-esm ``{"model": ...}`` wrapper is unwrapped.
-    ``ValueError`` naming the file when it cannot be read or is not a flat, non-empty name ->
-    tensor mapping.
+    PyTorch files load with ``torch.load(weights_only=True)`` (no arbitrary code); a
+    Lightning-style ``{"state_dict": ...}`` wrapper is unwrapped. ``ValueError`` naming the file
+    when it cannot be read or is not a flat, non-empty name -> tensor mapping.
     """
     path = Path(path)
     try:
@@ -25,14 +22,11 @@ def read_tensor_file(path: str | os.PathLike) -> dict[str, torch.Tensor]:
 
             state = load_file(str(path))
         else:
-            with torch.serialization.safe_globals([argparse.Namespace]):
-                state = torch.load(path, map_location="cpu", weights_only=True)
+            state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 -- unpickling errors come in many types
         raise ValueError(f"{path}: not a readable tensors-only checkpoint ({exc})") from exc
-    for wrapper in ("state_dict", "model"):  # a training checkpoint; fair-esm's layout
-        if isinstance(state, dict) and isinstance(state.get(wrapper), dict):
-            state = state[wrapper]
-            break
+    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
+        state = state["state_dict"]  # a training checkpoint
     if not isinstance(state, dict) or not state or not all(
         isinstance(k, str) and torch.is_tensor(v) for k, v in state.items()
     ):

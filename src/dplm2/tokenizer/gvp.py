@@ -46,7 +46,6 @@ from typing import Any
 import torch
 from torch import nn
 
-from dplm2.io import read_tensor_file
 from dplm2.tokenizer.config import ModelConfig
 
 #: fair-esm's alphabet of ESM-IF1 (``Alphabet.from_architecture("invariant_gvp")``, 35 tokens);
@@ -196,21 +195,32 @@ class GVPTransformerEncoder(nn.Module):
         return out.transpose(0, 1).to(coords.dtype)
 
     def load_esm_if1(self, path: str | os.PathLike) -> None:
-        """Load the encoder of a fair-esm ESM-IF1 checkpoint (``esm_if1_gvp4_t16_142M_UR50.pt``:
-        its ``encoder.*`` tensors; the decoder's are not used). ``ValueError`` naming the file
-        when it is not one or its sizes differ from this encoder's."""
-        state = read_tensor_file(path)
-        prefix = "encoder."
-        enc = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
-        if not enc:
-            raise ValueError(f"{path}: no encoder.* tensors: not an ESM-IF1 checkpoint")
-        buffer = "embed_positions._float_tensor"  # a dtype marker, not a weight
-        enc.setdefault(buffer, self.encoder.state_dict()[buffer])
-        try:
-            self.encoder.load_state_dict(enc, strict=True)
-        except RuntimeError as exc:
-            raise ValueError(f"{path}: not this encoder's weights ({exc})") from exc
+        """Load the encoder of a fair-esm ESM-IF1 checkpoint (``esm_if1_gvp4_t16_142M_UR50.pt``,
+        ``{"args": Namespace, "model": state_dict}``).
 
+        The file is read with ``torch.load(weights_only=True)`` (tensors and the ``Namespace``
+        of hyper-parameters only); fair-esm's own ``load_model_and_alphabet_core`` then builds
+        the model, which also renames the tensors of its internal training code to the
+        open-source names; its ``encoder`` is copied into this one (the decoder is not used).
+        ``ValueError`` naming the file when it is not such a checkpoint or its sizes differ.
+        """
+        import esm.pretrained  # noqa: PLC0415  (import_fair_esm ran in __init__)
+
+        try:
+            with torch.serialization.safe_globals([argparse.Namespace]):
+                data = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as exc:  # noqa: BLE001 -- unpickling errors come in many types
+            raise ValueError(f"{path}: not a readable fair-esm checkpoint ({exc})") from exc
+        if not (isinstance(data, dict) and isinstance(data.get("args"), argparse.Namespace)
+                and isinstance(data.get("model"), dict)
+                and "invariant_gvp" in str(getattr(data["args"], "arch", ""))):
+            raise ValueError(f"{path}: not an ESM-IF1 checkpoint (fair-esm's "
+                             "{'args': Namespace(arch='invariant_gvp', ...), 'model': ...})")
+        try:
+            model, _ = esm.pretrained.load_model_and_alphabet_core("esm_if1", data)
+            self.encoder.load_state_dict(model.encoder.state_dict(), strict=True)
+        except (RuntimeError, AttributeError, TypeError) as exc:
+            raise ValueError(f"{path}: not this encoder's weights ({exc})") from exc
 
 def fetch_checkpoint(url: str, dest: str | os.PathLike) -> Path:
     """Download ``url`` (http(s) or file://) to ``dest`` atomically, with the download stage's
