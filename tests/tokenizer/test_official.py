@@ -388,8 +388,7 @@ def test_pre_quantization_and_lfq_match_and_tokenize_explains(tmp_path):
 
 
 def test_without_fair_esm_it_decodes_and_tokenize_says_what_to_install(tmp_path, monkeypatch):
-    write_official(tmp_path / "stok", encoder=True) if HAVE_FAIR_ESM else write_official(
-        tmp_path / "stok", encoder=False)
+    write_official(tmp_path / "stok")  # with the encoder's tensors when fair-esm can write them
 
     def absent():
         raise gvp.FairEsmUnavailable("needs fair-esm: " + gvp.INSTALL_HINT)

@@ -117,17 +117,14 @@ class Runtime:
     def load(cls, lm: str | os.PathLike, tokenizer: str | os.PathLike, device: str = "auto") -> Runtime:
         """Load both models: folders written by the lm and tokenizer stages, or released
         checkpoints (hub id or folder in the reference's layout)."""
-        from dplm2.lm.official import LAYOUT_FILE, lm_weights_file, load_lm
+        from dplm2.lm.official import lm_weights_file, load_lm
         from dplm2.tokenizer.hub import load_tokenizer
 
         dev = pick_device(device)
-        lm_path = Path(lm)
-        if lm_path.is_dir() and (lm_path / LAYOUT_FILE).is_file() \
-                and not (lm_path / "model.safetensors").is_file():
-            raise FileNotFoundError(f"{lm_path / 'model.safetensors'}: no language model weights "
-                                    "(run the lm stage)")
+        weights = lm_weights_file(lm)  # raises naming what is missing for a released layout
+        if not weights.is_file():
+            raise FileNotFoundError(f"{weights}: no language model weights (run the lm stage)")
         model = load_lm(lm, device=dev)
-        weights = lm_weights_file(lm)
         tok, tok_sha = load_tokenizer(tokenizer, device=dev)
         return cls(lm=model, tokenizer=tok, device=dev, lm_hash=sha256_file(weights)[:16],
                    tokenizer_sha256=tok_sha, code_hash=git_hash())

@@ -123,11 +123,6 @@ def resolve_official(
     raise FileNotFoundError(f"{repo}: has neither of {WEIGHT_NAMES}")
 
 
-def read_weights(path: str | os.PathLike) -> dict[str, torch.Tensor]:
-    """Tensors of a safetensors or (tensors-only) PyTorch weights file, on the CPU."""
-    return read_tensor_file(path)
-
-
 def esm_config_from_official(path: str | os.PathLike):
     """Our ``EsmConfig`` (DPLM-2 vocabulary, untied) from a released ``config.json``."""
     from transformers import EsmConfig
@@ -229,7 +224,7 @@ def load_official(
         passes = 2 if cfg.dplm2_official["token_dropout"] else 0
     setattr(cfg, TOKEN_DROPOUT_PASSES, int(passes))
     id_map = official_id_map(files.vocab)
-    state = to_our_ids(read_weights(files.weights), id_map, str(files.weights))
+    state = to_our_ids(read_tensor_file(files.weights), id_map, str(files.weights))
     net = EsmForMaskedLM(cfg)
     missing, unexpected = net.load_state_dict(state, strict=False)
     missing = [k for k in missing if not k.startswith(IGNORED_PREFIXES)

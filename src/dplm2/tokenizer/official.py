@@ -60,6 +60,7 @@ import json
 import logging
 import os
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -352,7 +353,7 @@ def config_from_official(
                            from_cfg("decoder_config.trunk.pairwise_head_width", min(32, pair_dim)))
     try:
         return ModelConfig(
-            **_encoder_sizes(state, encoder_dim, weights),
+            **_encoder_sizes(state, encoder_dim, shape, weights),
             codebook_bits=bits, bit_standardize=False,
             post_dim=post_dim, post_layers=_count(state, "post_quant.transformer.layers."),
             post_heads=POST_HEADS, post_transformer="rotary", trunk_input_mlp=True,
@@ -373,9 +374,11 @@ def config_from_official(
         raise ValueError(f"{weights}: sizes our classes cannot express ({exc})") from exc
 
 
-def _encoder_sizes(state: dict[str, torch.Tensor], encoder_dim: int, weights: str) -> dict[str, Any]:
-    """ModelConfig fields of the ESM-IF1 encoder, read from ``encoder.encoder.*`` (ESM-IF1's
-    defaults where the checkpoint has none of them: decoding never builds the encoder)."""
+def _encoder_sizes(state: dict[str, torch.Tensor], encoder_dim: int,
+                   dim: Callable[[str, int], int], weights: str) -> dict[str, Any]:
+    """ModelConfig fields of the ESM-IF1 encoder, read from ``encoder.encoder.*`` with ``dim``
+    (:func:`config_from_official`'s size reader; ESM-IF1's defaults where the checkpoint has
+    none of them: decoding never builds the encoder)."""
     from dplm2.tokenizer import gvp  # noqa: PLC0415
 
     sizes: dict[str, Any] = {"encoder": "esm_if1", "encoder_dim": encoder_dim,
@@ -386,23 +389,17 @@ def _encoder_sizes(state: dict[str, torch.Tensor], encoder_dim: int, weights: st
     if not has_encoder(state):
         return sizes
     e, graph = ENCODER_PREFIX, ENCODER_PREFIX + "gvp_encoder.embed_graph."
-
-    def dim(name: str, axis: int = 0) -> int:
-        if name not in state:
-            raise ValueError(f"{weights}: missing tensor {name}")
-        return int(state[name].shape[axis])
-
     if dim(e + "embed_tokens.weight", 1) != encoder_dim:
         raise ValueError(f"{weights}: encoder width {dim(e + 'embed_tokens.weight', 1)} but "
                          f"pre_quant expects {encoder_dim}")
     sizes.update(
         encoder_layers=_count(state, e + "layers."),
         encoder_message_layers=_count(state, e + "gvp_encoder.encoder_layers."),
-        gvp_ffn_dim=dim(e + "layers.0.fc1.weight"),
-        gvp_node_scalar=dim(graph + "embed_node.0.ws.weight"),
-        gvp_node_vector=dim(graph + "embed_node.0.wv.weight"),
-        gvp_edge_scalar=dim(graph + "embed_edge.0.ws.weight"),
-        gvp_edge_vector=dim(graph + "embed_edge.0.wv.weight"),
+        gvp_ffn_dim=dim(e + "layers.0.fc1.weight", 0),
+        gvp_node_scalar=dim(graph + "embed_node.0.ws.weight", 0),
+        gvp_node_vector=dim(graph + "embed_node.0.wv.weight", 0),
+        gvp_edge_scalar=dim(graph + "embed_edge.0.ws.weight", 0),
+        gvp_edge_vector=dim(graph + "embed_edge.0.wv.weight", 0),
     )
     return sizes
 
