@@ -78,7 +78,7 @@ def http_server(esm_if1_file):
 
 
 def test_fetch_then_train_keeps_the_encoder_frozen(esm_if1_file, http_server, chain_shard,
-                                                   tmp_path):
+                                                   tmp_path, caplog):
     from dplm2.cli import main
     from dplm2.tokenizer.hub import load_tokenizer
 
@@ -88,6 +88,12 @@ def test_fetch_then_train_keeps_the_encoder_frozen(esm_if1_file, http_server, ch
                  "--out", str(fetched)]) == 0
     assert fetched.read_bytes() == src.read_bytes()
     assert not list(fetched.parent.glob("*.tmp*"))
+    missing = tmp_path / "enc" / "missing.pt"
+    assert main(["tokenizer", "fetch-encoder", "--url", f"{http_server}/nothing.pt",
+                 "--out", str(missing)]) == 2
+    assert "nothing.pt" in caplog.text  # the error names the URL
+    assert not missing.exists() and sorted(p.name for p in fetched.parent.iterdir()) == [
+        "esm_if1.pt"]
 
     out = tmp_path / "tok"
     record = train_tokenizer([chain_shard], out, _cfg(4), encoder_checkpoint=fetched)

@@ -101,9 +101,13 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_fetch_encoder(args: argparse.Namespace) -> int:
+    from dplm2.download.fetch import FetchError  # noqa: PLC0415
     from dplm2.tokenizer.gvp import ESM_IF1_URL, fetch_checkpoint  # noqa: PLC0415
 
-    fetch_checkpoint(args.url or ESM_IF1_URL, args.out)
+    try:
+        fetch_checkpoint(args.url or ESM_IF1_URL, args.out)
+    except FetchError as exc:  # the URL and the reason, as one line (nothing is written)
+        raise ValueError(f"fetch-encoder: {exc}") from exc
     return 0
 
 
