@@ -123,6 +123,7 @@ def test_scaffold_cli_files_schema_and_motif_round_trip(models, tmp_path):
         assert ContigSpec.parse(row["contig"]).total_range() == (row["length"], row["length"])
         design = read_chains(out / row["pdb_path"])[0]
         assert len(design) == row["length"]
+        assert design.sequence == row["sequence"]  # the PDB carries the design's own sequence
         assert np.isfinite(motif_rmsd(design.coords, ref.coords, idx, row["reference_motif_positions"]))
         assert motif_rmsd(ref.coords, motif.coords, range(16), range(16)) < 1e-3
     # motif tokens are exactly the tokenizer's tokens of the motif in its native chain
@@ -160,6 +161,20 @@ def test_sequence_only_and_backbone_only(models, tmp_path):
     assert bb["sequence_source"].to_list() == ["tokenizer_decoder"] * 2
     assert all(len(t) == 10 for t in bb["struct_tokens"])
     assert all((tmp_path / "bb" / p).is_file() for p in bb["pdb_path"])
+
+
+@pytest.mark.parametrize("task", ["sequence", "backbone"])
+def test_one_modality_tasks_feed_one_half(runtime, task):
+    """As the reference: sequence-only feeds the amino-acid half alone (L + 2 columns),
+    backbone-only the structure half alone."""
+    seen = []
+    cfg = GenerateConfig.from_dict({task: {"lengths": [7], "samples_per_length": 2, "sampling": FAST}})
+    samples = tasks.generate_unconditional(runtime, task, getattr(cfg, task), seed=0, batch_size=2,
+                                           callback=lambda step, x: seen.append(x.clone()))
+    assert {tuple(x.shape) for x in seen} == {(2, 9)}
+    first = seen[-1][:, 0].tolist()
+    assert first == [0, 0] if task == "sequence" else first == [33, 33]  # <cls> / <cls_struct>
+    assert all(len(s) == 7 for s in samples)
 
 
 def test_folding_and_inverse_folding_inputs(models, tmp_path):

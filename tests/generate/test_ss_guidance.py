@@ -137,10 +137,12 @@ def test_guidance_touches_only_structure_codes():
     log_p = banded_table(K).log_p()
     guide = SSGuidance(log_p, parse_ss("HHELC"), weight=2.0)
     x = torch.zeros(2, 2 * (L + 2), dtype=torch.long)
-    logits = torch.randn(2, 2 * (L + 2), VOCAB_SIZE)
-    logits[:, :, STRUCT_OFFSET + 3] = float("-inf")  # a forbidden code stays forbidden
-    before = logits.clone()
-    after = guide(1, x, logits)
+    rows, cols = torch.ones_like(x, dtype=torch.bool).nonzero(as_tuple=True)  # every position
+    lp = torch.randn(len(rows), VOCAB_SIZE)
+    lp[:, STRUCT_OFFSET + 3] = float("-inf")  # a forbidden code stays forbidden
+    before = lp.clone()
+    after = guide(1, x, rows, cols, lp).view(2, 2 * (L + 2), VOCAB_SIZE)
+    before = before.view_as(after)
     changed = (after != before) & torch.isfinite(before)
     assert changed[:, 1 : L + 1, STRUCT_OFFSET : STRUCT_OFFSET + K].any()
     changed[:, 1 : L + 1, STRUCT_OFFSET : STRUCT_OFFSET + K] = False
@@ -150,7 +152,8 @@ def test_guidance_touches_only_structure_codes():
     keep = np.arange(K) != 3
     np.testing.assert_allclose(delta[keep], 2.0 * log_p[keep, 1].numpy(), rtol=1e-6)  # residue 3 -> E
     with pytest.raises(ValueError, match="length 5"):
-        guide(1, torch.zeros(1, 2 * 9, dtype=torch.long), torch.zeros(1, 18, VOCAB_SIZE))
+        one = torch.zeros(1, dtype=torch.long)
+        guide(1, torch.zeros(1, 2 * 9, dtype=torch.long), one, one, torch.zeros(1, VOCAB_SIZE))
 
 
 def test_weight_zero_is_unguided_sampling_bit_for_bit(runtime):
@@ -158,13 +161,14 @@ def test_weight_zero_is_unguided_sampling_bit_for_bit(runtime):
     L = len(TARGET)
     ids, _ = vocab.collate([(vocab.encode_struct(None, L), vocab.encode_aa(None, L))] * 3)
     cfg = SamplerConfig(max_iter=8, strategy="annealing@2.0:1.0", unmasking="stochastic1.0")
-    model = runtime.sampler_model()
+    model, banned = runtime.lm, runtime.banned_codes()
     guide = SSGuidance(banded_table().log_p(), parse_ss(TARGET), weight=0.0)
-    a = iterative_unmask(model, ids, cfg, generator=torch.Generator().manual_seed(7))
-    b = iterative_unmask(model, ids, cfg, generator=torch.Generator().manual_seed(7), logits_processor=guide)
+    a = iterative_unmask(model, ids, cfg, generator=torch.Generator().manual_seed(7), banned=banned)
+    b = iterative_unmask(model, ids, cfg, generator=torch.Generator().manual_seed(7), banned=banned,
+                         processor=guide)
     assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
-    c = iterative_unmask(model, ids, cfg, generator=torch.Generator().manual_seed(7),
-                         logits_processor=SSGuidance(banded_table().log_p(), parse_ss(TARGET), 3.0))
+    c = iterative_unmask(model, ids, cfg, generator=torch.Generator().manual_seed(7), banned=banned,
+                         processor=SSGuidance(banded_table().log_p(), parse_ss(TARGET), 3.0))
     assert not torch.equal(a[0], c[0])
 
 

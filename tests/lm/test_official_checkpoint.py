@@ -46,7 +46,10 @@ def reference_logits(state, names: list[str], ids: torch.Tensor, token_dropout=T
     B, N, H = x.shape
     d = H // HEADS
     bias = torch.zeros(B, 1, 1, N).masked_fill(~valid[:, None, None, :], -math.inf)
-    pos = torch.cat([torch.arange(N // 2), torch.arange(N // 2)]).float()  # restart per half
+    if ((ids < 33) & valid).any() and (ids >= 33).any():  # both modalities: restart per half
+        pos = torch.cat([torch.arange(N // 2), torch.arange(N // 2)]).float()
+    else:  # one modality alone (sequence- / backbone-only): positions 0..N-1
+        pos = torch.arange(N).float()
     inv = 1.0 / (10000 ** (torch.arange(0, d, 2).float() / d))
     ang = torch.outer(pos, inv)
     cos, sin = torch.cat([ang, ang], -1).cos(), torch.cat([ang, ang], -1).sin()

@@ -6,7 +6,7 @@ carry over)::
     samples.parquet        one row per sample (schema below); written last = run complete
     aatype.fasta           sequences, provenance in every header
     struct_token.fasta     structure tokens (comma-separated codes), same headers
-    pdb/<sample_id>.pdb    tokenizer-decoded backbone, decoder residue types, pLDDT as B-factor
+    pdb/<sample_id>.pdb    tokenizer-decoded backbone, the sample's sequence, pLDDT as B-factor
     references/<id>.pdb    true backbones / motifs written for evaluation (conditional tasks)
     length_<L>/            cogen, sequence, backbone: the reference's per-length FASTA files
 
@@ -75,7 +75,9 @@ class Sample:
 
     ``backbone`` / ``plddt`` / ``decoded_sequence`` are the tokenizer decoder's structure,
     confidence and residue types (None when no structure was decoded); the PDB file carries the
-    decoder's residue types (spec §2) and its pLDDT in the B-factor column.
+    sample's ``sequence`` (given or generated, as the reference writes its PDBs; for
+    backbone-only samples that is the decoder's) and the decoder's pLDDT in the B-factor
+    column.
     """
 
     sample_id: str
@@ -205,8 +207,9 @@ def write_task_outputs(
             for s in samples:
                 if s.backbone is not None:
                     bfac = None if s.plddt is None else np.clip(s.plddt, 0.0, 100.0)
-                    seq = s.decoded_sequence or s.sequence
-                    write_backbone(tmp / f"{s.sample_id}.pdb", s.backbone, seq, bfac)
+                    # the sample's own sequence (given or generated), as the reference writes
+                    # it; backbone-only samples carry the decoder's (their ``sequence``)
+                    write_backbone(tmp / f"{s.sample_id}.pdb", s.backbone, s.sequence, bfac)
     atomic_write_text(out / "aatype.fasta", _fasta(samples, prov, tokens=False))
     atomic_write_text(out / "struct_token.fasta", _fasta(samples, prov, tokens=True))
     if per_length:

@@ -7,12 +7,11 @@ Generation is built on the other stages' public entry points only:
 * :func:`dplm2.tokenizer.hub.load_tokenizer` and ``StructureTokenizer.tokenize`` /
   ``detokenize`` (motif tokens, structures read from files, decoded PDBs).
 
-:class:`LogitLimits` narrows what the sampler may emit beyond the LM's own rule (specials
-forbidden): structure codes the loaded tokenizer does not have (a demo tokenizer may use fewer
-than 13 bits, while the LM vocabulary always has 8192 codes; a code the decoder cannot read
-must never be sampled), and amino-acid tokens other than the 20 standard residues (ESM's
-alphabet also holds X, B, U, Z, O, '.', '-', which are no designable residue and which the
-evaluation's folding models reject). Conditioning inputs may still contain X.
+:meth:`Runtime.banned_codes` adds to the sampler's banned ids (spec §5) the structure codes the
+loaded tokenizer does not have: a demo tokenizer may use fewer than 13 bits, while the LM
+vocabulary always has 8192 codes, and a code the decoder cannot read must never be sampled
+(a released tokenizer has all 8192, so nothing changes there). Which amino-acid tokens may
+be emitted is the sampler's ``banned`` setting.
 """
 
 from __future__ import annotations
@@ -27,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from dplm2.lm.vocab import AA_TOKENS, N_CODES, STRUCT_OFFSET, VOCAB_SIZE
+from dplm2.lm.vocab import N_CODES, STRUCT_OFFSET, VOCAB_SIZE
 from dplm2.io import sha256_file
 from dplm2.structure import Chain
 
@@ -54,35 +53,15 @@ def pick_device(name: str = "auto") -> torch.device:
     return torch.device(name)
 
 
-#: The residues a generated sequence may contain.
-STANDARD_AA = "ACDEFGHIKLMNPQRSTVWY"
-
-
-class LogitLimits:
-    """The LM as the sampler sees it: structure codes >= ``codebook_size`` and non-standard
-    amino-acid tokens forbidden (see module docstring).
-
-    Parameters
-    ----------
-    model : DPLM2LM
-    codebook_size : int
-        Codes the tokenizer can decode (``2 ** codebook_bits``).
-    """
-
-    def __init__(self, model, codebook_size: int) -> None:
-        if not 1 <= codebook_size <= N_CODES:
-            raise ValueError(f"codebook_size {codebook_size} outside [1, {N_CODES}]")
-        self.model = model
-        self.codebook_size = codebook_size
-        ban = torch.zeros(VOCAB_SIZE, dtype=torch.bool)
-        ban[STRUCT_OFFSET + codebook_size : STRUCT_OFFSET + N_CODES] = True
-        ban[[i for i, t in enumerate(AA_TOKENS) if len(t) == 1 and t not in STANDARD_AA]] = True
-        self._ban = ban
-
-    @torch.no_grad()
-    def sampling_logits(self, input_ids: torch.Tensor, single_modality: torch.Tensor | None = None):
-        logits = self.model.sampling_logits(input_ids, single_modality)  # (B, N, V)
-        return logits.masked_fill(self._ban.to(logits.device), float("-inf"))
+def banned_codes(codebook_size: int, device: torch.device | str = "cpu") -> torch.Tensor | None:
+    """(V,) bool: LM structure codes >= ``codebook_size`` (``None`` when the tokenizer has all)."""
+    if not 1 <= codebook_size <= N_CODES:
+        raise ValueError(f"codebook_size {codebook_size} outside [1, {N_CODES}]")
+    if codebook_size == N_CODES:
+        return None
+    ban = torch.zeros(VOCAB_SIZE, dtype=torch.bool, device=device)
+    ban[STRUCT_OFFSET + codebook_size : STRUCT_OFFSET + N_CODES] = True
+    return ban
 
 
 @dataclasses.dataclass
@@ -134,8 +113,9 @@ class Runtime:
     def codebook_size(self) -> int:
         return int(self.tokenizer.cfg.codebook_size)
 
-    def sampler_model(self) -> LogitLimits:
-        return LogitLimits(self.lm, self.codebook_size)
+    def banned_codes(self) -> torch.Tensor | None:
+        """Ids the sampler must not emit on top of its ``banned`` set (see module docstring)."""
+        return banned_codes(self.codebook_size, self.device)
 
     # -- tokenizer ---------------------------------------------------------------------------
     @torch.no_grad()

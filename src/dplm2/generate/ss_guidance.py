@@ -338,12 +338,15 @@ def _expand(paths: Sequence[str | os.PathLike], pattern: str) -> list[Path]:
 
 # -- guidance ---------------------------------------------------------------------------------
 class SSGuidance:
-    """Sampler logits processor: ``logits[:, 1 + i, code] += weight * log p(ss_i | code)``.
+    """Sampler log-probability processor: ``log_p[code] += weight * log p(ss_i | code)`` at
+    structure position i (1-based column of the structure half).
 
-    For :func:`dplm2.lm.sampling.iterative_unmask` (``logits_processor=``) on two-half inputs
-    of one length L (structure half columns ``[0, L + 2)``: ``<cls_struct>``, residues 1..L,
-    ``<eos_struct>``). Only the structure half's code columns ``[STRUCT_OFFSET, STRUCT_OFFSET +
-    K)`` change; special and mask tokens, codes beyond the table and the amino-acid half are
+    For :func:`dplm2.lm.sampling.iterative_unmask` (``processor=``) on two-half inputs of one
+    length L (structure half columns ``[0, L + 2)``: ``<cls_struct>``, residues 1..L,
+    ``<eos_struct>``). It adds to the full-vocabulary log-probabilities the sampler scores
+    positions by (after ``log_softmax``, before top-p, as a log-linear product of the LM and
+    the table); only the structure half's code columns ``[STRUCT_OFFSET, STRUCT_OFFSET + K)``
+    change; special and mask tokens, codes beyond the table and the amino-acid half are
     untouched; ``-inf`` (forbidden) entries stay ``-inf``.
 
     Parameters
@@ -367,13 +370,17 @@ class SSGuidance:
         self.n_codes = log_p.shape[0]
         self._bias = (self.weight * log_p.float()[:, target]).T.contiguous()  # (L, K)
 
-    def __call__(self, step: int, tokens: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
-        """``tokens (B, N)``, ``logits (B, N, V)`` -> the same ``logits``, modified in place."""
+    def __call__(self, step: int, tokens: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor,
+                 log_probs: torch.Tensor) -> torch.Tensor:
+        """``tokens (B, N)``; ``log_probs (M, V)`` at positions ``(rows, cols)`` -> the same
+        ``log_probs``, modified in place."""
         width = tokens.shape[1] // 2
         if width != self.length + 2:
             raise ValueError(f"SS guidance for length {self.length} got inputs of length {width - 2}")
-        if self._bias.device != logits.device:
-            self._bias = self._bias.to(logits.device)
-        cols = slice(STRUCT_OFFSET, STRUCT_OFFSET + self.n_codes)
-        logits[:, 1 : self.length + 1, cols] += self._bias.to(logits.dtype)
-        return logits
+        if self._bias.device != log_probs.device:
+            self._bias = self._bias.to(log_probs.device)
+        sel = (cols >= 1) & (cols <= self.length)  # (M,) residue columns of the structure half
+        if bool(sel.any()):
+            span = slice(STRUCT_OFFSET, STRUCT_OFFSET + self.n_codes)
+            log_probs[sel, span] += self._bias[cols[sel] - 1].to(log_probs.dtype)
+        return log_probs

@@ -1,8 +1,10 @@
 """The generation tasks on top of the LM sampler (spec §5).
 
-Every task builds two-half inputs (:class:`dplm2.lm.vocab.DPLM2Vocab`): the positions to
-generate hold their modality's mask token, everything else is conditioning, which the sampler
-(:func:`dplm2.lm.sampling.iterative_unmask`) never changes. Samples of one length are batched
+Every task builds the reference's inputs (:class:`dplm2.lm.vocab.DPLM2Vocab`): two halves,
+or one half alone for sequence-only and backbone-only generation; the positions to generate
+hold their modality's mask token, everything else is conditioning, which the sampler
+(:func:`dplm2.lm.sampling.iterative_unmask`, the reference's decoding) never changes.
+Samples of one length are batched
 together (``batch_size`` per forward pass; conditional tasks and scaffolds, whose lengths
 vary, share padded batches); structure tokens are decoded by the tokenizer.
 
@@ -13,8 +15,8 @@ cogen           all ``<mask_struct>``                   all ``<mask>``
 folding         all ``<mask_struct>``                   given sequence
 inverse         given tokens                            all ``<mask>``
 scaffold        motif tokens at motif positions, masks  motif residues at motif positions, masks
-sequence        ``<unk_struct>`` (blind: single-modal)  all ``<mask>``
-backbone        all ``<mask_struct>``                   ``<unk>`` (blind: single-modality)
+sequence        (not fed)                               all ``<mask>``
+backbone        all ``<mask_struct>``                   (not fed)
 ss_cogen        all ``<mask_struct>`` + SS guidance     all ``<mask>``
 ==============  ======================================  =======================================
 
@@ -48,13 +50,13 @@ from dplm2.generate.runtime import Runtime
 from dplm2.generate.ss_guidance import SSGuidance, SSTable, agreement, backbone_ss, parse_ss
 from dplm2.generate.targets import Target
 from dplm2.lm.sampling import SamplerConfig, iterative_unmask
-from dplm2.lm.vocab import UNK, DPLM2Vocab
+from dplm2.lm.vocab import PAD, DPLM2Vocab
 from dplm2.structure import write_backbone
 
 log = logging.getLogger(__name__)
 
 Callback = Callable[[int, torch.Tensor], None]
-LogitsProcessor = Callable[[int, torch.Tensor, torch.Tensor], torch.Tensor]
+LogProbProcessor = Callable[[int, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 def derive_seed(seed: int, *keys: object) -> int:
@@ -68,8 +70,11 @@ class Request:
     """One protein to fill in: its two halves (with mask tokens where to generate)."""
 
     key: str
-    struct: torch.Tensor  # (L+2,) long
-    aa: torch.Tensor  # (L+2,) long
+    struct: torch.Tensor | None  # (L+2,) long; None: the half is not fed (sequence-only)
+    aa: torch.Tensor | None  # (L+2,) long; None: backbone-only
+
+    def __len__(self) -> int:
+        return len(self.struct if self.struct is not None else self.aa)
 
 
 def codes_for_lm(tokens: np.ndarray, codebook_size: int) -> np.ndarray:
@@ -77,6 +82,23 @@ def codes_for_lm(tokens: np.ndarray, codebook_size: int) -> np.ndarray:
     turned into -1, which the vocabulary encodes as ``<unk_struct>``."""
     t = np.asarray(tokens, dtype=np.int64)
     return np.where((t >= 0) & (t < codebook_size), t, -1)
+
+
+def collate_requests(vocab: DPLM2Vocab, requests: Sequence[Request]) -> tuple[torch.Tensor, int]:
+    """Input ids (B, N) of one batch and the structure half's width (0 when not fed): two
+    halves padded to the widest (:meth:`DPLM2Vocab.collate`), or the one half all requests
+    have, padded."""
+    kinds = {(r.struct is not None, r.aa is not None) for r in requests}
+    if kinds == {(True, True)}:
+        return vocab.collate([(r.struct, r.aa) for r in requests])
+    if len(kinds) != 1:
+        raise ValueError("a batch mixes requests that feed different halves")
+    has_struct = kinds.pop()[0]
+    rows = [r.struct if has_struct else r.aa for r in requests]
+    out = torch.full((len(rows), max(len(t) for t in rows)), PAD, dtype=torch.long)
+    for i, t in enumerate(rows):
+        out[i, : len(t)] = t
+    return out, out.shape[1] if has_struct else 0
 
 
 def run_requests(
@@ -87,44 +109,42 @@ def run_requests(
     seed: int,
     task: str,
     batch_size: int,
-    single_modality: bool = False,
     same_length_batches: bool = False,
     callback: Callback | None = None,
-    logits_processor: LogitsProcessor | None = None,
-) -> list[tuple[np.ndarray, str, int]]:
-    """Sample every request; returns ``(codes [L], sequence, batch seed)`` in request order.
+    processor: LogProbProcessor | None = None,
+) -> list[tuple[np.ndarray | None, str | None, int]]:
+    """Sample every request; returns ``(codes [L] or None, sequence or None, batch seed)`` in
+    request order (None for a half that was not fed).
 
     Requests are sorted by length (stable) and cut into batches of ``batch_size``; with
     ``same_length_batches`` a batch never mixes lengths (unconditional tasks: no padding).
     Mixed batches are padded; padding is hidden from attention, so it changes no result
-    beyond which random numbers a row draws. ``logits_processor`` goes to the sampler
+    beyond which random numbers a row draws. ``processor`` goes to the sampler
     (:func:`dplm2.lm.sampling.iterative_unmask`) for every batch.
     """
     vocab: DPLM2Vocab = rt.lm.vocab
-    model = rt.sampler_model()
-    order = sorted(range(len(requests)), key=lambda i: len(requests[i].struct))
+    banned = rt.banned_codes()
+    order = sorted(range(len(requests)), key=lambda i: len(requests[i]))
     if same_length_batches:
         groups: dict[int, list[int]] = {}
         for i in order:
-            groups.setdefault(len(requests[i].struct), []).append(i)
+            groups.setdefault(len(requests[i]), []).append(i)
     else:
         groups = {0: order}
     batches = [g[i : i + batch_size] for g in groups.values() for i in range(0, len(g), batch_size)]
-    out: list[tuple[np.ndarray, str, int] | None] = [None] * len(requests)
+    out: list[tuple[np.ndarray | None, str | None, int] | None] = [None] * len(requests)
     for idx in tqdm(batches, desc=f"generate {task}", mininterval=2.0, disable=len(batches) < 2):
         key = ",".join(requests[i].key for i in idx)
         batch_seed = derive_seed(seed, task, key)
         gen = torch.Generator(device=rt.device).manual_seed(batch_seed)
-        ids, width = vocab.collate([(requests[i].struct, requests[i].aa) for i in idx])
-        ids = ids.to(rt.device)
-        single = torch.full((len(idx),), single_modality, dtype=torch.bool, device=rt.device)
-        tokens, _ = iterative_unmask(model, ids, cfg, single_modality=single if single_modality else None,
-                                     generator=gen, callback=callback,
-                                     logits_processor=logits_processor)
+        ids, width = collate_requests(vocab, [requests[i] for i in idx])
+        tokens, _ = iterative_unmask(rt.lm, ids.to(rt.device), cfg, generator=gen,
+                                     callback=callback, processor=processor, banned=banned)
         tokens = tokens.cpu()
         for row, i in enumerate(idx):
-            codes = vocab.decode_struct(tokens[row, :width])
-            seq = vocab.decode_aa(tokens[row, width:])
+            req = requests[i]
+            codes = vocab.decode_struct(tokens[row, :width]) if req.struct is not None else None
+            seq = vocab.decode_aa(tokens[row, width:]) if req.aa is not None else None
             out[i] = (codes, seq, batch_seed)
     return out  # type: ignore[return-value]
 
@@ -139,12 +159,8 @@ def length_requests(vocab: DPLM2Vocab, task: str, cfg: LengthTaskConfig) -> list
     out = []
     for length in cfg.lengths:
         for i in range(cfg.samples_per_length):
-            struct = vocab.encode_struct(None, length)
-            aa = vocab.encode_aa(None, length)
-            if task == "sequence":
-                struct = vocab.encode_struct(np.full(length, -1), length)  # <unk_struct> body
-            elif task == "backbone":
-                aa = torch.cat([aa[:1], torch.full((length,), UNK), aa[-1:]])  # <unk> body
+            struct = None if task == "sequence" else vocab.encode_struct(None, length)
+            aa = None if task == "backbone" else vocab.encode_aa(None, length)
             out.append(Request(key=f"{task}_L{length}_{i:04d}", struct=struct, aa=aa))
     return out
 
@@ -158,7 +174,7 @@ def generate_unconditional(
         raise ValueError(f"unknown unconditional task {task!r}")
     reqs = length_requests(rt.lm.vocab, task, cfg)
     res = run_requests(rt, reqs, cfg.sampling, seed=seed, task=task, batch_size=batch_size,
-                       single_modality=task != "cogen", same_length_batches=True, callback=callback)
+                       same_length_batches=True, callback=callback)
     dec = [None] * len(res) if task == "sequence" else _decoded(rt, [r[0] for r in res], decode_batch_size)
     samples = []
     for req, (codes, seq, bseed), d in zip(reqs, res, dec, strict=True):
@@ -311,7 +327,7 @@ def generate_ss_cogen(
                         aa=vocab.encode_aa(None, n)) for i in range(cfg.samples_per_ss)]
         guide = SSGuidance(log_p, target, cfg.guidance_weight)
         res = run_requests(rt, reqs, cfg.sampling, seed=seed, task="ss_cogen", batch_size=batch_size,
-                           same_length_batches=True, callback=callback, logits_processor=guide)
+                               same_length_batches=True, callback=callback, processor=guide)
         dec = _decoded(rt, [r[0] for r in res], decode_batch_size)
         for req, (codes, seq, bseed), d in zip(reqs, res, dec, strict=True):
             decoded = backbone_ss(d["backbone"])

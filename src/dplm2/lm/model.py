@@ -37,7 +37,6 @@ from dplm2.lm.vocab import (
     STRUCT_START,
     VOCAB_SIZE,
     DPLM2Vocab,
-    forbidden_logit_mask,
     position_ids,
 )
 
@@ -150,6 +149,16 @@ def untie_embeddings(net) -> None:
     net.config.tie_word_embeddings = False
 
 
+def is_paired(input_ids: torch.Tensor) -> bool:
+    """Whether a batch holds both modalities (two halves), as the reference decides it: over
+    the whole batch, some non-pad id < 33 and some id >= 33. A batch of one modality alone
+    (sequence-only or backbone-only generation) runs as one sequence with positions 0..N-1."""
+    valid = input_ids != PAD
+    aa = (valid & (input_ids < STRUCT_START)).any()
+    struct = (input_ids >= STRUCT_START).any()
+    return bool(aa & struct)
+
+
 class Selected(NamedTuple):
     """Logits at selected positions, one tensor per modality.
 
@@ -216,7 +225,6 @@ class DPLM2LM(nn.Module):
             raise ValueError(f"network has vocab_size {vocab}, DPLM-2 needs {VOCAB_SIZE}")
         self.net = net
         self.vocab = DPLM2Vocab()
-        self.register_buffer("_forbidden", forbidden_logit_mask(), persistent=False)
 
     @property
     def config(self):
@@ -244,10 +252,14 @@ class DPLM2LM(nn.Module):
         self, input_ids: torch.Tensor, single_modality: torch.Tensor | None, all_layers: bool
     ) -> tuple[torch.Tensor, ...]:
         batch, n = input_ids.shape
-        if n % 2:
-            raise ValueError(f"input has {n} columns; two equal halves need an even number")
         esm = self.net.esm
-        pos = position_ids(batch, n // 2, input_ids.device)  # (B, N)
+        if is_paired(input_ids):
+            if n % 2:
+                raise ValueError(f"input has {n} columns; two equal halves need an even number")
+            pos = position_ids(batch, n // 2, input_ids.device)  # (B, N) restart per half
+        else:  # one modality alone (sequence- or backbone-only): one run of positions
+            pos = torch.arange(n, device=input_ids.device).expand(batch, n)
+            single_modality = None
         emb = esm.embeddings.word_embeddings(input_ids)  # (B, N, H)
         for _ in range(int(getattr(self.config, TOKEN_DROPOUT_PASSES, 0) or 0)):
             emb = official_token_dropout(emb, input_ids)  # official checkpoints only
@@ -304,23 +316,11 @@ class DPLM2LM(nn.Module):
         out[:, width:, aa_part] = aa.to(st.dtype)
         return out
 
-    @torch.no_grad()
-    def sampling_logits(
-        self, input_ids: torch.Tensor, single_modality: torch.Tensor | None = None
-    ) -> torch.Tensor:
-        """(B, N, V) float32 logits for generation: modality-restricted, specials ``-inf``.
-
-        Built in one pass: each half's logits over its own vocabulary slice (specials set to
-        ``-inf`` there) are written into a ``-inf`` tensor.
-        """
-        h = self.hidden_states(input_ids, single_modality)  # (B, N, H)
-        width = input_ids.shape[1] // 2
-        out = h.new_full((*input_ids.shape, VOCAB_SIZE), float("-inf"), dtype=torch.float32)
-        for cols, part in ((slice(0, width), slice(STRUCT_START, VOCAB_SIZE)),
-                           (slice(width, None), slice(0, N_AA))):
-            logits = self._project(h[:, cols], part).float()  # (B, W, len(part))
-            out[:, cols, part] = logits.masked_fill(self._forbidden[part], float("-inf"))
-        return out
+    def vocab_log_probs(self, hidden: torch.Tensor) -> torch.Tensor:
+        """``log_softmax`` over all 8229 ids of the LM head at ``hidden`` (..., H): float32
+        (..., V). The reference's decoding scores every position this way (spec §5), whatever
+        its modality; the sampler restricts the result to the position's modality."""
+        return self._project(hidden, slice(0, VOCAB_SIZE)).float().log_softmax(dim=-1)
 
     # -- save / load ------------------------------------------------------------------
     def num_parameters(self, trainable_only: bool = False) -> int:

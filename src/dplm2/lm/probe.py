@@ -40,13 +40,14 @@ def _accuracy(pred: torch.Tensor, inputs: torch.Tensor, clean: torch.Tensor) -> 
 
 @torch.no_grad()
 def one_shot_accuracy(model, proteins: Sequence[Protein], task: str) -> float:
-    """Fraction of masked positions whose argmax (one forward pass) is the true token."""
+    """Fraction of masked positions whose argmax (one forward pass: the sampler with one
+    step, which decodes every masked position at once) is the true token."""
     was_training = model.training
     model.eval()
     inputs, clean = task_inputs(proteins, task)
     device = next(model.parameters()).device
-    logits = model.sampling_logits(inputs.to(device))  # (B, N, V)
-    pred = logits.argmax(-1).cpu()
+    pred, _ = iterative_unmask(model, inputs.to(device), SamplerConfig(max_iter=1))
+    pred = pred.cpu()
     model.train(was_training)
     return _accuracy(pred, inputs, clean)
 

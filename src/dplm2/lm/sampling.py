@@ -1,24 +1,40 @@
-"""Iterative unmasking (reparameterized discrete-diffusion decoding), spec §5.
+"""The reference's decoding (reparameterized discrete-diffusion unmasking), spec §5.
 
-Start from an input whose positions to generate hold their modality's mask token; every other
-non-pad position is conditioning and is never changed. For step t = 1..N:
+The positions to generate, G, are those holding their modality's mask token in the input
+(``<mask_struct>`` in the structure part, ``<mask>`` in the amino-acid part); every other
+non-pad position is conditioning and never changes. The modality of a position is its id in
+the input (< 33: amino acid), so the input is either two halves (structure then amino acids)
+or one modality alone (sequence-only / backbone-only generation feed one half, as the
+reference does). For step t = 1..N (N = ``max_iter``), exactly as bytedance/dplm's
+``MultimodalDiffusionProteinLanguageModel.generate`` / ``forward_decoder`` /
+``_reparam_decoding`` do it:
 
-1. one forward pass; logits restricted per modality, special tokens forbidden
-   (:meth:`dplm2.lm.model.DPLM2LM.sampling_logits`); temperature (fixed, or
-   ``annealing@T_max:T_min`` linearly over the steps); top-p filtering;
-2. still-masked positions take the argmax / a sample; its log-probability is its score;
-3. a fraction ``r_t`` of the generated positions (``linear``: 1 - t/N, ``cosine``:
-   cos(pi/2 * t/N)) is masked again: the lowest scores (``deterministic``) or the lowest
-   scores plus Gumbel noise of scale ``s * (1 - t/N)`` (``stochastic<s>``). Already decoded
-   tokens can be re-masked when they score low (as in DPLM's reparameterized decoding).
+1. one forward pass (halves never blinded); at **every** position of G, masked or already
+   decoded: ``log_softmax`` over all 8229 ids, then the other modality's ids and the banned ids
+   set to ``-inf`` (no renormalisation: scores are full-vocabulary log-probabilities);
+2. ``argmax``: token = argmax, score = its log-probability (top-p cannot change either, so it
+   is skipped). Sampling: top-p at temperature 1, then divide by the temperature, sample from
+   the renormalised distribution, score = the token's log-probability under it;
+   ``annealing@Tmax:Tmin`` uses T_i = Tmin + (Tmax - Tmin)(1 - i/N) at step index i = t - 1;
+3. re-masking, separately per modality (amino acids first, then structure): with n the
+   modality's number of positions in G and rate = 1 - t/N (``cosine``: cos(pi/2 t/N)),
+   k = floor(float32(n) * rate); rank all n positions by this step's scores (plus Gumbel noise
+   ``-log(-log(u + 1e-8) + 1e-8)`` times s * rate for ``stochastic<s>``) and mask those strictly
+   below the k-th smallest (0-based; fewer than k when the boundary ties). Of the others,
+   positions that were masked take this step's token; decoded positions keep theirs.
 
-After the last step r_N = 0, so nothing stays masked.
+Every run is exactly N forward passes (decoded tokens can still be re-masked until the end).
 
-Cost: steps 1-2 run only on the positions still masked, and on each position's own modality's
-slice of the vocabulary (structure half: ids 33..8228; amino-acid half: ids 0..32), never on
-all 8229 ids at every position: the model returns ``-inf`` outside a position's modality, so
-the slice holds every token it can emit and argmax / log-probabilities are unchanged (sampling
-draws the same distribution; its random stream differs from a full-vocabulary draw).
+Deliberate deviation (README): by default (``banned: standard``) the ESM alphabet's ``.``,
+``-`` and ``<null_1>`` are banned as well, which the reference emits as amino acids;
+``banned: reference`` reproduces the reference bit for bit.
+
+Cost: per step one forward pass and one projection of G's hidden states onto the vocabulary,
+in chunks of ``rows_per_chunk`` positions, so at most (chunk, 8229) float32 scores exist at
+a time (the reference holds (B, N, 8229) logits, their log-softmax and top-p's sorted copies);
+top-p sorts only the modality's part of the vocabulary (8196 or 33 ids, not 8229 at every
+position). Sampled tokens come from a different random stream than the reference's
+(``torch.distributions.Categorical`` over (B, N, 8229)); the distribution is the same.
 """
 
 from __future__ import annotations
@@ -30,7 +46,12 @@ from collections.abc import Callable
 import torch
 
 from dplm2.config import ConfigError, StageConfig
-from dplm2.lm.vocab import MASK, N_AA, PAD, STRUCT_MASK, STRUCT_START, VOCAB_SIZE
+from dplm2.lm.vocab import BANNED_SETS, MASK, N_AA, PAD, STRUCT_MASK, VOCAB_SIZE, banned_mask
+
+#: ``processor(step, tokens (B, N), rows (M,), cols (M,), log_probs (M, V)) -> log_probs``:
+#: changes the full-vocabulary log-probabilities of the G positions ``(rows[i], cols[i])``
+#: before top-p and the choice of tokens (guidance; may work in place).
+LogProbProcessor = Callable[[int, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,6 +64,8 @@ class SamplerConfig(StageConfig):
     unmasking: str = "deterministic"  # deterministic | stochastic<s>, e.g. stochastic1.0
     schedule: str = "linear"  # linear | cosine
     top_p: float = 0.95  # nucleus filter; 1.0 = off (hard-coded 0.95 in the reference)
+    banned: str = "standard"  # standard | reference (the reference also emits '.', '-', <null_1>)
+    rows_per_chunk: int = 4096  # positions scored at once (bounds memory, not results)
 
     def __post_init__(self) -> None:
         if self.max_iter < 1:
@@ -51,11 +74,15 @@ class SamplerConfig(StageConfig):
             raise ConfigError(f"schedule must be linear|cosine, got {self.schedule!r}")
         if not 0.0 < self.top_p <= 1.0:
             raise ConfigError(f"top_p must be in (0, 1], got {self.top_p}")
+        if self.banned not in BANNED_SETS:
+            raise ConfigError(f"banned must be one of {'|'.join(BANNED_SETS)}, got {self.banned!r}")
+        if self.rows_per_chunk < 1:
+            raise ConfigError(f"rows_per_chunk must be >= 1, got {self.rows_per_chunk}")
         self.temperatures()  # validates strategy
         self.noise_scale()  # validates unmasking
 
     def temperatures(self) -> list[float] | None:
-        """Temperature per step; ``None`` for argmax."""
+        """Temperature per step index i = 0..N-1; ``None`` for argmax."""
         n = self.max_iter
         if self.strategy == "argmax":
             return None
@@ -70,7 +97,8 @@ class SamplerConfig(StageConfig):
                 raise ConfigError(f"strategy {self.strategy!r}: expected annealing@T_max:T_min") from exc
             if hi <= 0 or lo <= 0:
                 raise ConfigError(f"strategy {self.strategy!r}: temperatures must be > 0")
-            return [hi + (lo - hi) * (i / max(n - 1, 1)) for i in range(n)]
+            # the reference: rate = 1 - step / max_step with step = 0..N-1 (never quite T_min)
+            return [lo + (hi - lo) * (1 - i / n) for i in range(n)]
         raise ConfigError(
             f"strategy must be argmax|sample|annealing@T_max:T_min, got {self.strategy!r}"
         )
@@ -90,29 +118,48 @@ class SamplerConfig(StageConfig):
         )
 
     def still_masked(self, step: int) -> float:
-        """Fraction of generated positions masked after ``step`` (1-based) of ``max_iter``."""
+        """Rate of step ``step`` (1-based): the fraction of each modality's generated positions
+        masked after it (``linear``: 1 - t/N, ``cosine``: cos(pi/2 t/N))."""
         x = step / self.max_iter
         return 1.0 - x if self.schedule == "linear" else math.cos(math.pi / 2 * x)
 
 
-def top_p_filter(logits: torch.Tensor, top_p: float) -> torch.Tensor:
-    """Set to -inf the logits outside the smallest set whose probability reaches ``top_p``.
-
-    (..., V) -> (..., V); the most likely token is always kept.
-    """
+def top_p_filter(log_probs: torch.Tensor, top_p: float) -> torch.Tensor:
+    """The reference's nucleus filter on (..., V) scores: sorted by probability, a token is
+    dropped (-inf) when the cumulative probability of the tokens before it exceeds ``top_p``
+    (strictly); the most likely token is always kept."""
     if top_p >= 1.0:
-        return logits
-    sorted_logits, order = logits.sort(dim=-1, descending=True)
-    cum = sorted_logits.softmax(dim=-1).cumsum(dim=-1)
-    drop = cum - sorted_logits.softmax(dim=-1) >= top_p  # mass before this token already enough
-    drop[..., 0] = False
-    return logits.masked_fill(drop.scatter(-1, order, drop), float("-inf"))
+        return log_probs
+    sorted_lp, order = log_probs.sort(dim=-1, descending=True)
+    cum = sorted_lp.softmax(dim=-1).cumsum(dim=-1)
+    drop = torch.zeros_like(cum, dtype=torch.bool)
+    drop[..., 1:] = cum[..., :-1] > top_p
+    return log_probs.masked_fill(drop.scatter(-1, order, drop), float("-inf"))
 
 
-def _lowest_k(scores: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
-    """(B, N) bool: the k[b] lowest scores of each row (ties broken by position)."""
-    ranks = scores.argsort(dim=-1).argsort(dim=-1)  # (B, N) rank of each position
-    return ranks < k[:, None]
+def gumbel_noise(shape, generator: torch.Generator | None, device) -> torch.Tensor:
+    """The reference's Gumbel noise: -log(-log(u + 1e-8) + 1e-8), u ~ U[0, 1)."""
+    u = torch.rand(shape, generator=generator, device=device)
+    return -torch.log(-torch.log(u + 1e-8) + 1e-8)
+
+
+def lowest_k(scores: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+    """The reference's ``topk_masking``: (B, N) scores, (B, 1) k -> positions strictly below
+    the k-th smallest score (0-based), i.e. k of them without ties."""
+    cutoff = scores.sort(dim=-1).values.gather(-1, k)
+    return scores < cutoff
+
+
+def _choose(lp: torch.Tensor, temp: float | None, top_p: float,
+            generator: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token and score per row of one modality's scores ``lp`` (m, P)."""
+    if temp is None:
+        score, tok = lp.max(dim=-1)
+        return tok, score
+    lp = top_p_filter(lp, top_p) / temp
+    lp = lp.log_softmax(dim=-1)
+    tok = torch.multinomial(lp.exp(), 1, generator=generator).squeeze(-1)
+    return tok, lp.gather(-1, tok[:, None]).squeeze(-1)
 
 
 @torch.no_grad()
@@ -120,93 +167,97 @@ def iterative_unmask(
     model,
     input_ids: torch.Tensor,
     cfg: SamplerConfig,
-    single_modality: torch.Tensor | None = None,
     generator: torch.Generator | None = None,
     callback: Callable[[int, torch.Tensor], None] | None = None,
-    logits_processor: Callable[[int, torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+    processor: LogProbProcessor | None = None,
+    banned: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Generate the masked positions of ``input_ids``.
+    """Generate the masked positions of ``input_ids`` with the reference's decoding.
 
     Parameters
     ----------
     model : DPLM2LM
-        Anything with ``sampling_logits(input_ids, single_modality) -> (B, N, V)``.
-    input_ids : (B, N=2W) long
-        Two-half input; ``<mask_struct>`` / ``<mask>`` marks the positions to generate.
+        Anything with ``hidden_states(input_ids) -> (B, N, H)`` and
+        ``vocab_log_probs(hidden (M, H)) -> (M, V)`` full-vocabulary log-probabilities.
+    input_ids : (B, N) long
+        Two halves, or one modality alone; ``<mask_struct>`` / ``<mask>`` marks what to
+        generate.
     cfg : SamplerConfig
-    single_modality : (B,) bool, optional
-        Block attention across halves (generating one modality alone).
     generator : torch.Generator, optional
         On the input's device; makes sampling and stochastic unmasking reproducible.
     callback : callable, optional
         ``callback(step, tokens)`` after each step (for trajectories / tests).
-    logits_processor : callable, optional
-        ``logits_processor(step, tokens (B, N), logits (B, N, V)) -> logits (B, N, V)``, applied
-        to the model's logits before temperature and top-p (guidance such as
-        :class:`dplm2.generate.ss_guidance.SSGuidance`); may modify ``logits`` in place.
+    processor : callable, optional
+        :data:`LogProbProcessor` (e.g. :class:`dplm2.generate.ss_guidance.SSGuidance`).
+    banned : (V,) bool, optional
+        Ids never emitted, on top of ``cfg.banned`` (e.g. codes a small tokenizer lacks).
 
     Returns
     -------
     tokens : (B, N) long
         Input with every masked position filled; conditioning positions unchanged.
     scores : (B, N) float
-        Log-probability of each generated token when it was (last) decoded; 0 elsewhere.
+        The reference's output scores: each generated token's score when it was decoded; 0
+        at conditioning positions.
     """
+    dev = input_ids.device
     x = input_ids.clone()
-    gen_pos = (x == MASK) | (x == STRUCT_MASK)  # (B, N) positions to generate
-    fixed = ~gen_pos  # conditioning, specials and padding: never changed
-    mask_tok = torch.where(
-        torch.arange(x.shape[1], device=x.device) < x.shape[1] // 2,
-        torch.tensor(STRUCT_MASK, device=x.device),
-        torch.tensor(MASK, device=x.device),
-    ).expand_as(x)  # (B, N) each position's mask token
-    scores = torch.zeros(x.shape, dtype=torch.float32, device=x.device)
-    n_gen = gen_pos.sum(dim=1)  # (B,)
+    is_aa = (x < N_AA) & (x != PAD)  # (B, N) modality of each position (fixed)
+    gen_pos = (x == MASK) | (x == STRUCT_MASK)  # (B, N) G: positions to generate
+    still = gen_pos.clone()  # (B, N) masked now (the reference's xt_neq_x0)
+    scores = torch.zeros(x.shape, dtype=torch.float32, device=dev)
+    ban = banned_mask(cfg.banned, dev)
+    if banned is not None:
+        ban = ban | banned.to(dev)
+    ban_aa, ban_struct = ban[:N_AA], ban[N_AA:]
+    rows, cols = gen_pos.nonzero(as_tuple=True)  # (M,) G in row-major order
+    row_aa = is_aa[rows, cols]  # (M,)
+    modalities = [(gen_pos & is_aa, MASK), (gen_pos & ~is_aa, STRUCT_MASK)]  # aa first
+    modalities = [(m, tok) for m, tok in modalities if bool(m.any())]
+    n_mod = {tok: m.sum(dim=1, keepdim=True).to(torch.float32) for m, tok in modalities}
     temps = cfg.temperatures()
     s = cfg.noise_scale()
-    width = x.shape[1] // 2
-    # (columns of the half, vocabulary slice of its modality)
-    halves = ((slice(0, width), slice(STRUCT_START, VOCAB_SIZE)),
-              (slice(width, x.shape[1]), slice(0, N_AA)))
+    chunk = cfg.rows_per_chunk
     for step in range(1, cfg.max_iter + 1):
-        masked = x == mask_tok  # (B, N) still to decode (only ever inside gen_pos)
-        masked &= gen_pos
-        if not masked.any():
-            break
-        logits = model.sampling_logits(x, single_modality)  # (B, N, V)
-        if logits_processor is not None:
-            logits = logits_processor(step, x, logits)
-        tok = x.clone()  # (B, N); only entries at ``masked`` are used
-        tok_score = torch.zeros_like(scores)  # (B, N)
-        for cols, part in halves:
-            sel = masked[:, cols]  # (B, W)
-            if not sel.any():
-                continue
-            lg = logits[:, cols, part][sel].float()  # (M, P): masked positions, own modality
-            if temps is not None:
-                lg = lg / temps[step - 1]
-            lg = top_p_filter(lg, cfg.top_p)
-            logp = lg.log_softmax(dim=-1)  # (M, P)
-            if temps is None:
-                k = logp.argmax(dim=-1)  # (M,)
-            else:
-                k = torch.multinomial(logp.exp(), 1, generator=generator).squeeze(-1)
-            tok[:, cols][sel] = k + part.start
-            tok_score[:, cols][sel] = logp.gather(-1, k[:, None]).squeeze(-1)
-        x = torch.where(masked, tok, x)
-        scores = torch.where(masked, tok_score, scores)
+        temp = None if temps is None else temps[step - 1]
+        hidden = model.hidden_states(x)  # (B, N, H): the reference never blinds halves here
+        cur_tok = torch.empty(len(rows), dtype=torch.long, device=dev)  # (M,)
+        cur_score = torch.empty(len(rows), dtype=torch.float32, device=dev)  # (M,)
+        for start in range(0, len(rows), chunk):
+            r, c = rows[start : start + chunk], cols[start : start + chunk]
+            lp = model.vocab_log_probs(hidden[r, c])  # (m, V) float32
+            if processor is not None:
+                lp = processor(step, x, r, c, lp)
+            aa = row_aa[start : start + chunk]
+            for sel, part, bad, offset in ((aa, slice(0, N_AA), ban_aa, 0),
+                                           (~aa, slice(N_AA, VOCAB_SIZE), ban_struct, N_AA)):
+                if not bool(sel.any()):
+                    continue
+                part_lp = lp[sel, part].masked_fill(bad, float("-inf"))  # own modality only
+                tok, score = _choose(part_lp, temp, cfg.top_p, generator)
+                idx = sel.nonzero(as_tuple=True)[0] + start
+                cur_tok[idx] = tok + offset
+                cur_score[idx] = score
+        fresh_tok = x.clone()
+        fresh_tok[rows, cols] = cur_tok
+        fresh = scores.clone()  # the reference's cur_scores: fresh at G, old elsewhere
+        fresh[rows, cols] = cur_score
         rate = cfg.still_masked(step)
-        k = (n_gen.float() * rate).long()  # (B,) positions to keep masked
-        if int(k.max()) > 0:
-            rank_scores = scores.clone()
+        new_still = torch.zeros_like(still)
+        x_next, scores_next = x.clone(), scores.clone()
+        for member, mask_tok in modalities:
+            k = (n_mod[mask_tok] * rate).long()  # (B, 1), as the reference rounds it
+            rank = fresh.masked_fill(~member, 1000.0)
             if s > 0:
-                u = torch.rand(x.shape, generator=generator, device=x.device)
-                gumbel = -torch.log(-torch.log(u.clamp_min(1e-20)).clamp_min(1e-20))
-                rank_scores = rank_scores + s * (1.0 - step / cfg.max_iter) * gumbel
-            rank_scores = rank_scores.masked_fill(fixed, float("inf"))  # never re-mask these
-            remask = _lowest_k(rank_scores, k) & gen_pos
-            x = torch.where(remask, mask_tok, x)
-            scores = scores.masked_fill(remask, 0.0)
+                rank = rank + (s * rate) * gumbel_noise(rank.shape, generator, dev)
+            remask = lowest_k(rank, k) & member
+            x_next = x_next.masked_fill(remask, mask_tok)
+            scores_next = scores_next.masked_fill(remask, float("-inf"))
+            take = still & member & ~remask  # masked before, decoded now
+            x_next = torch.where(take, fresh_tok, x_next)
+            scores_next = torch.where(take, fresh, scores_next)
+            new_still |= remask
+        x, scores, still = x_next, scores_next, new_still
         if callback is not None:
             callback(step, x)
     assert not (x == PAD).logical_xor(input_ids == PAD).any(), "padding changed"

@@ -40,6 +40,7 @@ AA_TOKENS: tuple[str, ...] = (
 )  # fmt: skip
 CLS, PAD, EOS, UNK, MASK = 0, 1, 2, 3, 32
 X_ID = AA_TOKENS.index("X")
+NULL_1 = AA_TOKENS.index("<null_1>")
 N_AA = len(AA_TOKENS)  # 33
 STRUCT_CLS, STRUCT_EOS, STRUCT_UNK = 33, 34, 35
 STRUCT_OFFSET = 36
@@ -78,10 +79,31 @@ def special_mask(ids: torch.Tensor) -> torch.Tensor:
     return special[ids]
 
 
-def forbidden_logit_mask(device: torch.device | str = "cpu") -> torch.Tensor:
-    """(V,) bool, True for tokens a sampler must never emit (every special token)."""
+#: Ids the reference's decoding never emits (its ``special_token_list``: both modalities'
+#: ``<cls>``/``<eos>``/``<mask>``/``<unk>``, ``<pad>``, and the letters X, B, U, Z, O).
+REFERENCE_BANNED: tuple[int, ...] = (
+    CLS, PAD, EOS, UNK, MASK, STRUCT_CLS, STRUCT_EOS, STRUCT_UNK, STRUCT_MASK,
+    *(AA_TOKENS.index(c) for c in "XBUZO"),
+)
+#: ESM alphabet entries that are no residue: the reference still emits them as amino acids
+#: (a quirk); the ``standard`` ban removes them too.
+NON_RESIDUE_IDS: tuple[int, ...] = tuple(AA_TOKENS.index(t) for t in (".", "-", "<null_1>"))
+#: What ``SamplerConfig.banned`` may name.
+BANNED_SETS = ("standard", "reference")
+
+
+def banned_mask(kind: str = "standard", device: torch.device | str = "cpu") -> torch.Tensor:
+    """(V,) bool, True for ids a sampler must never emit.
+
+    ``reference``: exactly the reference's banned ids (:data:`REFERENCE_BANNED`);
+    ``standard``: those plus ``.``, ``-`` and ``<null_1>`` (:data:`NON_RESIDUE_IDS`), so every
+    emitted amino acid is one of the 20 standard residues."""
+    if kind not in BANNED_SETS:
+        raise ValueError(f"banned must be one of {BANNED_SETS}, got {kind!r}")
     out = torch.zeros(VOCAB_SIZE, dtype=torch.bool, device=device)
-    out[list(SPECIAL_IDS)] = True
+    out[list(REFERENCE_BANNED)] = True
+    if kind == "standard":
+        out[list(NON_RESIDUE_IDS)] = True
     return out
 
 
@@ -159,11 +181,14 @@ class DPLM2Vocab:
         return self.encode_struct(codes, n), self.encode_aa(sequence, n)
 
     def decode_aa(self, ids: torch.Tensor | Sequence[int]) -> str:
-        """Amino-acid string of the non-special ids (specials dropped, <mask> -> '#')."""
+        """Amino-acid string of the residue ids (specials dropped, <mask> -> '#'; '.' and '-'
+        kept and ``<null_1>`` -> 'X', which only ``banned: reference`` sampling emits)."""
         out = []
         for i in torch.as_tensor(ids).tolist():
             if i == MASK:
                 out.append("#")
+            elif i == NULL_1:
+                out.append("X")
             elif 0 <= i < N_AA and i not in AA_SPECIALS:
                 out.append(AA_TOKENS[i])
         return "".join(out)
