@@ -72,5 +72,6 @@ def test_chunking_changes_nothing():
         small = dataclasses.replace(cfg, rows_per_chunk=5)
         b = iterative_unmask(model, x, small, generator=torch.Generator().manual_seed(1))
         if cfg.strategy == "argmax":  # sampling draws per chunk: another stream, same law
-            assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
+            assert torch.equal(a[0], b[0])
+            torch.testing.assert_close(a[1], b[1])  # matmul rounding differs with the row count
         assert ((b[0] == V.MASK) | (b[0] == V.STRUCT_MASK)).sum() == 0

@@ -209,44 +209,46 @@ def iterative_unmask(
     ban = banned_mask(cfg.banned, dev)
     if banned is not None:
         ban = ban | banned.to(dev)
-    ban_aa, ban_struct = ban[:N_AA], ban[N_AA:]
-    rows, cols = gen_pos.nonzero(as_tuple=True)  # (M,) G in row-major order
-    row_aa = is_aa[rows, cols]  # (M,)
-    modalities = [(gen_pos & is_aa, MASK), (gen_pos & ~is_aa, STRUCT_MASK)]  # aa first
-    modalities = [(m, tok) for m, tok in modalities if bool(m.any())]
-    n_mod = {tok: m.sum(dim=1, keepdim=True).to(torch.float32) for m, tok in modalities}
+    banned_ids = ban.nonzero(as_tuple=True)[0]
+    # G grouped by modality, amino acids first (the reference's order), each in row-major
+    # order, so that a chunk's own part of the vocabulary is a view of its scores, not a copy:
+    # (member (B, N), vocabulary part, mask token, rows (m,), cols (m,))
+    groups = []
+    for member, part, mask_tok in ((gen_pos & is_aa, slice(0, N_AA), MASK),
+                                   (gen_pos & ~is_aa, slice(N_AA, VOCAB_SIZE), STRUCT_MASK)):
+        r, c = member.nonzero(as_tuple=True)
+        if len(r):
+            groups.append((member, part, mask_tok, r, c))
+    if not groups:
+        return x, scores
+    rows, cols = torch.cat([g[3] for g in groups]), torch.cat([g[4] for g in groups])
     temps = cfg.temperatures()
     s = cfg.noise_scale()
     chunk = cfg.rows_per_chunk
     for step in range(1, cfg.max_iter + 1):
         temp = None if temps is None else temps[step - 1]
         hidden = model.hidden_states(x)  # (B, N, H): the reference never blinds halves here
-        cur_tok = torch.empty(len(rows), dtype=torch.long, device=dev)  # (M,)
-        cur_score = torch.empty(len(rows), dtype=torch.float32, device=dev)  # (M,)
-        for start in range(0, len(rows), chunk):
-            r, c = rows[start : start + chunk], cols[start : start + chunk]
-            lp = model.vocab_log_probs(hidden[r, c])  # (m, V) float32
-            if processor is not None:
-                lp = processor(step, x, r, c, lp)
-            aa = row_aa[start : start + chunk]
-            for sel, part, bad, offset in ((aa, slice(0, N_AA), ban_aa, 0),
-                                           (~aa, slice(N_AA, VOCAB_SIZE), ban_struct, N_AA)):
-                if not bool(sel.any()):
-                    continue
-                part_lp = lp[sel, part].masked_fill(bad, float("-inf"))  # own modality only
-                tok, score = _choose(part_lp, temp, cfg.top_p, generator)
-                idx = sel.nonzero(as_tuple=True)[0] + start
-                cur_tok[idx] = tok + offset
-                cur_score[idx] = score
+        cur_tok, cur_score = [], []
+        for _, part, _, r_all, c_all in groups:
+            for start in range(0, len(r_all), chunk):
+                r, c = r_all[start : start + chunk], c_all[start : start + chunk]
+                lp = model.vocab_log_probs(hidden[r, c])  # (m, V) float32, our temporary
+                if processor is not None:
+                    lp = processor(step, x, r, c, lp)
+                lp.index_fill_(1, banned_ids, float("-inf"))
+                tok, score = _choose(lp[:, part], temp, cfg.top_p, generator)  # own modality
+                cur_tok.append(tok + part.start)
+                cur_score.append(score)
         fresh_tok = x.clone()
-        fresh_tok[rows, cols] = cur_tok
         fresh = scores.clone()  # the reference's cur_scores: fresh at G, old elsewhere
-        fresh[rows, cols] = cur_score
+        fresh_tok[rows, cols] = torch.cat(cur_tok)
+        fresh[rows, cols] = torch.cat(cur_score)
         rate = cfg.still_masked(step)
         new_still = torch.zeros_like(still)
         x_next, scores_next = x.clone(), scores.clone()
-        for member, mask_tok in modalities:
-            k = (n_mod[mask_tok] * rate).long()  # (B, 1), as the reference rounds it
+        for member, _, mask_tok, _, _ in groups:
+            n = member.sum(dim=1, keepdim=True).to(torch.float32)  # (B, 1)
+            k = (n * rate).long()  # as the reference rounds it
             rank = fresh.masked_fill(~member, 1000.0)
             if s > 0:
                 rank = rank + (s * rate) * gumbel_noise(rank.shape, generator, dev)
