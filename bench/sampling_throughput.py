@@ -69,7 +69,7 @@ class _Runtime:
         self.codebook = int(tok.cfg.codebook_size) if tok is not None else 8192
 
     def banned_codes(self):
-        from dplm2.generate.runtime import banned_codes
+        from dplm2.lm.vocab import banned_codes
 
         return banned_codes(self.codebook, self.device)
 

@@ -222,6 +222,7 @@ class Dplm2FoldingBackend:
         import torch
 
         from dplm2.lm.sampling import iterative_unmask
+        from dplm2.lm.vocab import banned_codes
 
         seqs = [_clean_sequence(s) for s in sequences]
         vocab = self.lm.vocab
@@ -233,8 +234,9 @@ class Dplm2FoldingBackend:
             # no_grad, not inference_mode: openfold's rigid utils cache a constant tensor on first
             # use, and an inference tensor there breaks later training in the same process.
             with torch.no_grad():
+                banned = banned_codes(int(self.tokenizer.cfg.codebook_size), self.device)
                 tokens, _ = iterative_unmask(self.lm, ids.to(self.device), self.sampler,
-                                             generator=gen)
+                                             generator=gen, banned=banned)
                 codes = [vocab.decode_struct(tokens[i, :width].cpu())[: len(s)]
                          for i, s in enumerate(batch)]
                 pad = max(len(c) for c in codes)

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from dplm2.lm.vocab import N_CODES, STRUCT_OFFSET, VOCAB_SIZE
+from dplm2.lm.vocab import banned_codes
 from dplm2.io import sha256_file
 from dplm2.structure import Chain
 
@@ -51,17 +51,6 @@ def pick_device(name: str = "auto") -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(name)
-
-
-def banned_codes(codebook_size: int, device: torch.device | str = "cpu") -> torch.Tensor | None:
-    """(V,) bool: LM structure codes >= ``codebook_size`` (``None`` when the tokenizer has all)."""
-    if not 1 <= codebook_size <= N_CODES:
-        raise ValueError(f"codebook_size {codebook_size} outside [1, {N_CODES}]")
-    if codebook_size == N_CODES:
-        return None
-    ban = torch.zeros(VOCAB_SIZE, dtype=torch.bool, device=device)
-    ban[STRUCT_OFFSET + codebook_size : STRUCT_OFFSET + N_CODES] = True
-    return ban
 
 
 @dataclasses.dataclass

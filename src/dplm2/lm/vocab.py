@@ -107,6 +107,18 @@ def banned_mask(kind: str = "standard", device: torch.device | str = "cpu") -> t
     return out
 
 
+def banned_codes(codebook_size: int, device: torch.device | str = "cpu") -> torch.Tensor | None:
+    """(V,) bool: the structure codes >= ``codebook_size``, which a tokenizer of that size
+    cannot decode (``None`` when it has all 8192): pass as the sampler's extra ``banned``."""
+    if not 1 <= codebook_size <= N_CODES:
+        raise ValueError(f"codebook_size {codebook_size} outside [1, {N_CODES}]")
+    if codebook_size == N_CODES:
+        return None
+    ban = torch.zeros(VOCAB_SIZE, dtype=torch.bool, device=device)
+    ban[STRUCT_OFFSET + codebook_size : STRUCT_OFFSET + N_CODES] = True
+    return ban
+
+
 def position_ids(batch: int, width: int, device: torch.device | str = "cpu") -> torch.Tensor:
     """(B, 2W) rotary positions: ``0..W-1`` for the structure half, again ``0..W-1`` for the
     amino-acid half, so residue i of both halves shares position i+1 (spec §3)."""
