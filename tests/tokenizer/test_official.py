@@ -66,8 +66,14 @@ def fair_esm_encoder(seed: int = 0):
         return encoder_cls(gvp_args(), alphabet, embed).eval()
 
 
-def official_shapes() -> dict[str, tuple[int, ...]]:
-    """Name -> shape of every tensor of the reference's ``VQModel`` state dict (tiny sizes)."""
+def official_shapes(*, e: int = E, bits: int = BITS, d: int = D, z: int = Z,
+                    post_layers: int = POST_LAYERS, post_heads: int = POST_HEADS,
+                    seq_hw: int = SEQ_HW, pair_hw: int = PAIR_HW, bins: int = BINS,
+                    ipa_c: int = IPA_C, ipa_h: int = IPA_H, qk: int = QK, v: int = V,
+                    trunk_blocks: int = 1) -> dict[str, tuple[int, ...]]:
+    """Name -> shape of every tensor of the reference's ``VQModel`` state dict but the GVP
+    encoder's (tiny sizes by default; tests/tokenizer/test_paper_architecture.py asks for the
+    released sizes)."""
     s: dict[str, tuple[int, ...]] = {}
 
     def lin(name, out, inp, bias=True):
@@ -75,100 +81,102 @@ def official_shapes() -> dict[str, tuple[int, ...]]:
         if bias:
             s[name + ".bias"] = (out,)
 
-    def ln(name, d):
-        s[name + ".weight"] = (d,)
-        s[name + ".bias"] = (d,)
+    def ln(name, w):
+        s[name + ".weight"] = (w,)
+        s[name + ".bias"] = (w,)
 
     # never used by the reference: the decoder's ESM-2 and leftovers
     s["decoder.esm.embed_tokens.weight"] = (33, 8)
     lin("decoder.esm.layers.0.self_attn.k_proj", 8, 8)
     s["decoder.esm_s_combine"] = (7,)
     s["decoder.af2_to_esm"] = (22,)
-    s["decoder.embedding.weight"] = (23, D)
-    lin("decoder.ptm_head", 64, Z)
+    s["decoder.embedding.weight"] = (23, d)
+    lin("decoder.ptm_head", 64, z)
     # pre-quantization head
-    ln("pre_quant.0", E)
-    lin("pre_quant.1", BITS, E)
-    lin("pre_quant.3", BITS, BITS)
-    # post-quantization: MLP + fair-esm TransformerLayer x POST_LAYERS (rotary)
-    ln("post_quant.mlp.0", BITS)
-    lin("post_quant.mlp.1", D, BITS)
-    lin("post_quant.mlp.3", D, D)
-    for i in range(POST_LAYERS):
+    ln("pre_quant.0", e)
+    lin("pre_quant.1", bits, e)
+    lin("pre_quant.3", bits, bits)
+    # post-quantization: MLP + fair-esm TransformerLayer x post_layers (rotary)
+    ln("post_quant.mlp.0", bits)
+    lin("post_quant.mlp.1", d, bits)
+    lin("post_quant.mlp.3", d, d)
+    for i in range(post_layers):
         p = f"post_quant.transformer.layers.{i}."
         for n in ("k_proj", "v_proj", "q_proj", "out_proj"):
-            lin(p + "self_attn." + n, D, D)
-        s[p + "self_attn.rot_emb.inv_freq"] = (D // POST_HEADS // 2,)
-        ln(p + "self_attn_layer_norm", D)
-        lin(p + "fc1", 4 * D, D)
-        lin(p + "fc2", D, 4 * D)
-        ln(p + "final_layer_norm", D)
-    ln("post_quant.transformer.emb_layer_norm_after", D)
+            lin(p + "self_attn." + n, d, d)
+        s[p + "self_attn.rot_emb.inv_freq"] = (d // post_heads // 2,)
+        ln(p + "self_attn_layer_norm", d)
+        lin(p + "fc1", 4 * d, d)
+        lin(p + "fc2", d, 4 * d)
+        ln(p + "final_layer_norm", d)
+    ln("post_quant.transformer.emb_layer_norm_after", d)
     # decoder (ESMFold copy)
-    ln("decoder.esm_s_mlp.0", D)
-    lin("decoder.esm_s_mlp.1", D, D)
-    lin("decoder.esm_s_mlp.3", D, D)
+    ln("decoder.esm_s_mlp.0", d)
+    lin("decoder.esm_s_mlp.1", d, d)
+    lin("decoder.esm_s_mlp.3", d, d)
     t = "decoder.trunk."
-    s[t + "pairwise_positional_embedding.embedding.weight"] = (2 * BINS + 2, Z)
-    b = t + "blocks.0."  # fair-esm TriangularSelfAttentionBlock with openfold modules
-    ln(b + "layernorm_1", D)
-    ln(b + "sequence_to_pair.layernorm", D)
-    lin(b + "sequence_to_pair.proj", Z, D)
-    lin(b + "sequence_to_pair.o_proj", Z, Z)
-    ln(b + "pair_to_sequence.layernorm", Z)
-    lin(b + "pair_to_sequence.linear", D // SEQ_HW, Z, bias=False)
-    lin(b + "seq_attention.proj", 3 * D, D, bias=False)
-    lin(b + "seq_attention.o_proj", D, D)
-    lin(b + "seq_attention.g_proj", D, D)
-    for m in ("tri_mul_out", "tri_mul_in"):
-        for n in ("linear_a_p", "linear_a_g", "linear_b_p", "linear_b_g", "linear_g", "linear_z"):
-            lin(b + f"{m}.{n}", Z, Z)
-        ln(b + f"{m}.layer_norm_in", Z)
-        ln(b + f"{m}.layer_norm_out", Z)
-    for m in ("tri_att_start", "tri_att_end"):
-        ln(b + f"{m}.layer_norm", Z)
-        lin(b + f"{m}.linear", Z // PAIR_HW, Z, bias=False)
-        for n in ("linear_q", "linear_k", "linear_v"):
-            lin(b + f"{m}.mha.{n}", Z, Z, bias=False)
-        lin(b + f"{m}.mha.linear_o", Z, Z)
-        lin(b + f"{m}.mha.linear_g", Z, Z)
-    for m, d in (("mlp_seq", D), ("mlp_pair", Z)):
-        ln(b + f"{m}.mlp.0", d)
-        lin(b + f"{m}.mlp.1", 4 * d, d)
-        lin(b + f"{m}.mlp.3", d, 4 * d)
-    ln(t + "recycle_s_norm", D)
-    ln(t + "recycle_z_norm", Z)
-    s[t + "recycle_disto.weight"] = (15, Z)
+    s[t + "pairwise_positional_embedding.embedding.weight"] = (2 * bins + 2, z)
+    for blk in range(trunk_blocks):  # fair-esm TriangularSelfAttentionBlock, openfold modules
+        b = t + f"blocks.{blk}."
+        ln(b + "layernorm_1", d)
+        ln(b + "sequence_to_pair.layernorm", d)
+        lin(b + "sequence_to_pair.proj", z, d)
+        lin(b + "sequence_to_pair.o_proj", z, z)
+        ln(b + "pair_to_sequence.layernorm", z)
+        lin(b + "pair_to_sequence.linear", d // seq_hw, z, bias=False)
+        lin(b + "seq_attention.proj", 3 * d, d, bias=False)
+        lin(b + "seq_attention.o_proj", d, d)
+        lin(b + "seq_attention.g_proj", d, d)
+        for m in ("tri_mul_out", "tri_mul_in"):
+            for n in ("linear_a_p", "linear_a_g", "linear_b_p", "linear_b_g", "linear_g",
+                      "linear_z"):
+                lin(b + f"{m}.{n}", z, z)
+            ln(b + f"{m}.layer_norm_in", z)
+            ln(b + f"{m}.layer_norm_out", z)
+        for m in ("tri_att_start", "tri_att_end"):
+            ln(b + f"{m}.layer_norm", z)
+            lin(b + f"{m}.linear", z // pair_hw, z, bias=False)
+            for n in ("linear_q", "linear_k", "linear_v"):
+                lin(b + f"{m}.mha.{n}", z, z, bias=False)
+            lin(b + f"{m}.mha.linear_o", z, z)
+            lin(b + f"{m}.mha.linear_g", z, z)
+        for m, w in (("mlp_seq", d), ("mlp_pair", z)):
+            ln(b + f"{m}.mlp.0", w)
+            lin(b + f"{m}.mlp.1", 4 * w, w)
+            lin(b + f"{m}.mlp.3", w, 4 * w)
+    ln(t + "recycle_s_norm", d)
+    ln(t + "recycle_z_norm", z)
+    s[t + "recycle_disto.weight"] = (15, z)
     sm = t + "structure_module."  # openfold StructureModule
-    ln(sm + "layer_norm_s", D)
-    ln(sm + "layer_norm_z", Z)
-    lin(sm + "linear_in", D, D)
-    s[sm + "ipa.head_weights"] = (IPA_H,)
-    lin(sm + "ipa.linear_q", IPA_H * IPA_C, D)
-    lin(sm + "ipa.linear_kv", 2 * IPA_H * IPA_C, D)
-    lin(sm + "ipa.linear_q_points", IPA_H * QK * 3, D)
-    lin(sm + "ipa.linear_kv_points", IPA_H * (QK + V) * 3, D)
-    lin(sm + "ipa.linear_b", IPA_H, Z)
-    lin(sm + "ipa.linear_out", D, IPA_H * (Z + IPA_C + V * 4))
-    ln(sm + "layer_norm_ipa", D)
+    ln(sm + "layer_norm_s", d)
+    ln(sm + "layer_norm_z", z)
+    lin(sm + "linear_in", d, d)
+    s[sm + "ipa.head_weights"] = (ipa_h,)
+    lin(sm + "ipa.linear_q", ipa_h * ipa_c, d)
+    lin(sm + "ipa.linear_kv", 2 * ipa_h * ipa_c, d)
+    lin(sm + "ipa.linear_q_points", ipa_h * qk * 3, d)
+    lin(sm + "ipa.linear_kv_points", ipa_h * (qk + v) * 3, d)
+    lin(sm + "ipa.linear_b", ipa_h, z)
+    lin(sm + "ipa.linear_out", d, ipa_h * (z + ipa_c + v * 4))
+    ln(sm + "layer_norm_ipa", d)
     for n in ("linear_1", "linear_2", "linear_3"):
-        lin(sm + f"transition.layers.0.{n}", D, D)
-    ln(sm + "transition.layer_norm", D)
-    lin(sm + "bb_update.linear", 6, D)
-    lin(sm + "angle_resnet.linear_in", D, D)
-    lin(sm + "angle_resnet.linear_initial", D, D)
+        lin(sm + f"transition.layers.0.{n}", d, d)
+    ln(sm + "transition.layer_norm", d)
+    lin(sm + "bb_update.linear", 6, d)
+    lin(sm + "angle_resnet.linear_in", d, d)
+    lin(sm + "angle_resnet.linear_initial", d, d)
     for i in range(2):
-        lin(sm + f"angle_resnet.layers.{i}.linear_1", D, D)
-        lin(sm + f"angle_resnet.layers.{i}.linear_2", D, D)
-    lin(sm + "angle_resnet.linear_out", 14, D)
-    lin(t + "trunk2sm_s", D, D)
-    lin(t + "trunk2sm_z", Z, Z)
-    lin("decoder.distogram_head", 64, Z)
-    lin("decoder.lm_head", 23, D)
-    ln("decoder.lddt_head.0", D)
-    lin("decoder.lddt_head.1", D, D)
-    lin("decoder.lddt_head.2", D, D)
-    lin("decoder.lddt_head.3", 37 * 50, D)
+        lin(sm + f"angle_resnet.layers.{i}.linear_1", d, d)
+        lin(sm + f"angle_resnet.layers.{i}.linear_2", d, d)
+    lin(sm + "angle_resnet.linear_out", 14, d)
+    lin(t + "trunk2sm_s", d, d)
+    lin(t + "trunk2sm_z", z, z)
+    lin("decoder.distogram_head", 64, z)
+    lin("decoder.lm_head", 23, d)
+    ln("decoder.lddt_head.0", d)
+    lin("decoder.lddt_head.1", d, d)
+    lin("decoder.lddt_head.2", d, d)
+    lin("decoder.lddt_head.3", 37 * 50, d)
     return s
 
 
