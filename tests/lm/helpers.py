@@ -132,58 +132,111 @@ def official_names(permute_struct: bool = False, seed: int = 0) -> list[str]:
     return names
 
 
-def write_official(folder: Path, names: list[str], *, prefix: str = "net.", token_dropout=True,
-                   fmt: str = "safetensors", seed: int = 0) -> dict[str, torch.Tensor]:
-    """A tiny random checkpoint in the released layout (vocab.txt, config.json, weights named
-    ``net.esm...``); returns its raw tensors. Shared by the LM and workflow tests."""
+#: config.json keys transformers 4.39 writes for the reference's EsmForDPLM2 (a config read
+#: from facebook/esm2_*, which carries ``classifier_dropout`` and ``hidden_act``).
+OFFICIAL_CONFIG_KEYS = (
+    "_name_or_path", "architectures", "attention_probs_dropout_prob", "classifier_dropout",
+    "dplm_type", "emb_layer_norm_before", "esmfold_config", "hidden_act", "hidden_dropout_prob",
+    "hidden_size", "initializer_range", "intermediate_size", "is_folding_model",
+    "layer_norm_eps", "mask_token_id", "max_position_embeddings", "model_type",
+    "num_attention_heads", "num_hidden_layers", "pad_token_id", "position_embedding_type",
+    "tie_word_embeddings", "token_dropout", "torch_dtype", "transformers_version", "use_cache",
+    "vocab_list", "vocab_size",
+)  # fmt: skip
+
+
+def official_tensor_names(layers: int = OFFICIAL_LAYERS) -> list[str]:
+    """Tensor names transformers 4.39 writes for EsmForDPLM2 (rotary), in its order."""
+    names = ["esm.embeddings.word_embeddings.weight", "esm.embeddings.position_embeddings.weight"]
+    for i in range(layers):
+        p = f"esm.encoder.layer.{i}."
+        for n in ("query", "key", "value"):
+            names += [p + f"attention.self.{n}.weight", p + f"attention.self.{n}.bias"]
+        names += [p + "attention.self.rotary_embeddings.inv_freq",
+                  p + "attention.output.dense.weight", p + "attention.output.dense.bias",
+                  p + "attention.LayerNorm.weight", p + "attention.LayerNorm.bias",
+                  p + "intermediate.dense.weight", p + "intermediate.dense.bias",
+                  p + "output.dense.weight", p + "output.dense.bias",
+                  p + "LayerNorm.weight", p + "LayerNorm.bias"]
+    names += ["esm.encoder.emb_layer_norm_after.weight", "esm.encoder.emb_layer_norm_after.bias",
+              "esm.contact_head.regression.weight", "esm.contact_head.regression.bias",
+              "lm_head.bias", "lm_head.dense.weight", "lm_head.dense.bias",
+              "lm_head.layer_norm.weight", "lm_head.layer_norm.bias", "lm_head.decoder.weight"]
+    return names
+
+
+def write_official(folder: Path, names: list[str], *, prefix: str = "", token_dropout=True,
+                   fmt: str = "safetensors", seed: int = 0,
+                   extra: dict[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
+    """A tiny random checkpoint in the layout the reference writes (transformers 4.39's
+    ``save_pretrained`` of ``EsmForDPLM2`` plus ``EsmTokenizer.save_vocabulary``): vocab.txt
+    (no final newline), config.json with every key 4.39 writes, and the transformers 4 tensor
+    names (:func:`official_tensor_names`: the unused absolute-position table, per-layer rotary
+    ``inv_freq``, the contact head), optionally under ``prefix`` (``net.``: the reference's
+    training checkpoints) and with ``extra`` tensors. ``fmt``: ``safetensors`` or ``bin``.
+    Returns the raw tensors (without prefix or extras). Shared by the LM and workflow tests."""
     g = torch.Generator().manual_seed(seed)
     H, LAYERS, HEADS = OFFICIAL_HIDDEN, OFFICIAL_LAYERS, OFFICIAL_HEADS
-    V, I = len(names), 2 * H
+    V, I, P = len(names), 2 * H, 1026
+    d = H // HEADS
+    inv_freq = 1.0 / (10000 ** (torch.arange(0, d, 2, dtype=torch.int64).float() / d))
 
     def r(*shape, s=0.2):
         return torch.randn(*shape, generator=g) * s
 
-    state = {"esm.embeddings.word_embeddings.weight": r(V, H, s=1.0)}
+    state = {"esm.embeddings.word_embeddings.weight": r(V, H, s=1.0),
+             "esm.embeddings.position_embeddings.weight": r(P, H, s=0.02)}
+    state["esm.embeddings.position_embeddings.weight"][1] = 0  # padding_idx row
     for i in range(LAYERS):
         p = f"esm.encoder.layer.{i}."
         for n in ("query", "key", "value"):
             state[p + f"attention.self.{n}.weight"] = r(H, H)
             state[p + f"attention.self.{n}.bias"] = r(H)
+        state[p + "attention.self.rotary_embeddings.inv_freq"] = inv_freq.clone()
         state[p + "attention.output.dense.weight"] = r(H, H)
         state[p + "attention.output.dense.bias"] = r(H)
+        state[p + "attention.LayerNorm.weight"] = 1 + r(H, s=0.1)
+        state[p + "attention.LayerNorm.bias"] = r(H, s=0.1)
         state[p + "intermediate.dense.weight"] = r(I, H)
         state[p + "intermediate.dense.bias"] = r(I)
         state[p + "output.dense.weight"] = r(H, I)
         state[p + "output.dense.bias"] = r(H)
-        for ln in ("attention.LayerNorm", "LayerNorm"):
-            state[p + ln + ".weight"] = 1 + r(H, s=0.1)
-            state[p + ln + ".bias"] = r(H, s=0.1)
-        state[p + "attention.self.rotary_embeddings.inv_freq"] = torch.ones(H // HEADS // 2)
+        state[p + "LayerNorm.weight"] = 1 + r(H, s=0.1)
+        state[p + "LayerNorm.bias"] = r(H, s=0.1)
     state["esm.encoder.emb_layer_norm_after.weight"] = 1 + r(H, s=0.1)
     state["esm.encoder.emb_layer_norm_after.bias"] = r(H, s=0.1)
     state["esm.contact_head.regression.weight"] = r(1, LAYERS * HEADS)
     state["esm.contact_head.regression.bias"] = r(1)
+    state["lm_head.bias"] = r(V)
     state["lm_head.dense.weight"] = r(H, H)
     state["lm_head.dense.bias"] = r(H)
     state["lm_head.layer_norm.weight"] = 1 + r(H, s=0.1)
     state["lm_head.layer_norm.bias"] = r(H, s=0.1)
     state["lm_head.decoder.weight"] = r(V, H)
-    state["lm_head.bias"] = r(V)
+    assert list(state) == official_tensor_names(LAYERS)
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "vocab.txt").write_text("\n".join(names) + "\n")
-    cfg = {"architectures": ["EsmForDPLM2"], "model_type": "esm", "dplm_type": "dplm2",
-           "vocab_size": V, "hidden_size": H, "num_hidden_layers": LAYERS,
-           "num_attention_heads": HEADS, "intermediate_size": I, "hidden_act": "gelu",
-           "layer_norm_eps": 1e-5, "max_position_embeddings": 1026,
-           "position_embedding_type": "rotary", "token_dropout": token_dropout,
-           "emb_layer_norm_before": False, "pad_token_id": 1, "mask_token_id": 32,
-           "tie_word_embeddings": True}
-    (folder / "config.json").write_text(json.dumps(cfg))
+    (folder / "vocab.txt").write_text("\n".join(names))
+    cfg = {"_name_or_path": "/tmp/dplm2_tiny", "architectures": ["EsmForDPLM2"],
+           "attention_probs_dropout_prob": 0.0, "classifier_dropout": None,
+           "dplm_type": "dplm2_esm", "emb_layer_norm_before": False, "esmfold_config": None,
+           "hidden_act": "gelu", "hidden_dropout_prob": 0.1, "hidden_size": H,
+           "initializer_range": 0.02, "intermediate_size": I, "is_folding_model": False,
+           "layer_norm_eps": 1e-05, "mask_token_id": 32, "max_position_embeddings": P,
+           "model_type": "esm", "num_attention_heads": HEADS, "num_hidden_layers": LAYERS,
+           "pad_token_id": 1, "position_embedding_type": "rotary", "tie_word_embeddings": False,
+           "token_dropout": token_dropout, "torch_dtype": "float32",
+           "transformers_version": "4.39.2", "use_cache": True, "vocab_list": None,
+           "vocab_size": V}
+    assert tuple(cfg) == OFFICIAL_CONFIG_KEYS
+    (folder / "config.json").write_text(json.dumps(cfg, indent=2, sort_keys=True) + "\n")
     named = {prefix + k: v for k, v in state.items()}
+    named.update(extra or {})
     if fmt == "safetensors":
         from safetensors.torch import save_file
 
-        save_file(named, str(folder / "model.safetensors"))
-    else:
+        save_file(named, str(folder / "model.safetensors"), metadata={"format": "pt"})
+    elif fmt == "bin":
         torch.save(named, folder / "pytorch_model.bin")
+    else:
+        raise ValueError(f"fmt {fmt!r}")
     return state

@@ -22,10 +22,12 @@ from dplm2.lm import official
 from dplm2.lm.vocab import N_AA, VOCAB_SIZE, DPLM2Vocab, official_id_map
 
 from .helpers import (
+    OFFICIAL_CONFIG_KEYS,
     OFFICIAL_HEADS,
     OFFICIAL_HIDDEN,
     OFFICIAL_LAYERS,
     official_names,
+    official_tensor_names,
     write_official,
 )
 
@@ -102,6 +104,7 @@ def test_ids_and_logits_map_exactly(tmp_path, permute, prefix, fmt):
     # ids: every official token lands on our id of the same token
     ours = DPLM2Vocab().names
     aliases = {"<cls_aa>": "<cls>", "<eos_aa>": "<eos>", "<unk_aa>": "<unk>", "<mask_aa>": "<mask>"}
+    aliases.update({f"{k:04d}": f"<s{k}>" for k in range(8192)})  # released code spelling
     assert all(ours[m[i]] == aliases.get(n, n) for i, n in enumerate(names))
     if not permute:
         assert (m == np.arange(VOCAB_SIZE)).all() and names[-1] == "<mask_struct>"
@@ -162,15 +165,23 @@ def test_import_then_load_like_our_own_and_export_round_trip(tmp_path):
     assert not official.is_official_folder(tmp_path / "ours")
 
 
-def test_hub_id_fetches_only_the_named_files(tmp_path, fake_hub):
+@pytest.mark.parametrize("fmt", ["bin", "safetensors"])
+def test_hub_id_fetches_only_the_named_files(tmp_path, fake_hub, fmt):
     src = tmp_path / "hub"
-    write_official(src, official_names(False), fmt="bin")
+    state = write_official(src, official_names(False), fmt=fmt)
     asked = fake_hub(src)
     model = official.load_lm("airkingbd/dplm2_tiny@abc123")
     assert model.config.num_hidden_layers == LAYERS
-    assert [a[1] for a in asked] == ["config.json", "vocab.txt", "model.safetensors",
-                                     "pytorch_model.bin"]
+    wanted = ["config.json", "vocab.txt", "model.safetensors"]
+    assert [a[1] for a in asked] == wanted + (["pytorch_model.bin"] if fmt == "bin" else [])
     assert {a[2] for a in asked} == {"abc123"}
+    ids = our_batch()
+    with torch.no_grad():
+        ref = reference_logits(state, official_names(False), ids)
+        got = model(ids)
+    W, keep = ids.shape[1] // 2, ids != 1
+    torch.testing.assert_close(got[:, W:, :N_AA][keep[:, W:]], ref[:, W:, :N_AA][keep[:, W:]],
+                               atol=1e-4, rtol=1e-4)
 
 
 def test_clear_errors(tmp_path):
@@ -205,3 +216,141 @@ def test_cli_import_official(tmp_path):
                                    official.load_official(tmp_path / "ckpt")(ids))
     assert main(["lm", "import-official", "--source", str(tmp_path / "none"),
                  "--out", str(tmp_path / "x")]) == 2
+
+
+# -- the transformers 4 layout: what is skipped, what is refused ------------------------------
+def test_fixture_has_the_layout_transformers_4_writes(tmp_path):
+    from safetensors import safe_open
+
+    state = write_official(tmp_path / "ckpt", official_names(False))
+    with safe_open(str(tmp_path / "ckpt" / "model.safetensors"), "pt") as f:
+        assert sorted(f.keys()) == sorted(official_tensor_names())
+    assert "esm.embeddings.position_embeddings.weight" in state
+    cfg = json.loads((tmp_path / "ckpt" / "config.json").read_text())
+    assert tuple(cfg) == OFFICIAL_CONFIG_KEYS  # sorted, as to_json_string writes them
+    assert cfg["architectures"] == ["EsmForDPLM2"] and cfg["dplm_type"] == "dplm2_esm"
+    assert cfg["tie_word_embeddings"] is False  # EsmForDPLM2.__init__ sets it
+    text = (tmp_path / "ckpt" / "vocab.txt").read_text()
+    assert not text.endswith("\n")  # EsmTokenizer.save_vocabulary: "\n".join(tokens)
+    lines = text.split("\n")
+    assert lines[:4] == ["<cls_aa>", "<pad>", "<eos_aa>", "<unk_aa>"] and lines[32] == "<mask_aa>"
+    assert lines[33:37] == ["<cls_struct>", "<eos_struct>", "<unk_struct>", "0000"]
+    assert lines[-2:] == ["8191", "<mask_struct>"] and len(lines) == VOCAB_SIZE
+
+
+def test_skips_exactly_what_transformers_skips(tmp_path):
+    """The position table is skipped by our loader and by transformers' own from_pretrained
+    (same rule); an unknown tensor is reported by both."""
+    from transformers import EsmForMaskedLM
+
+    write_official(tmp_path / "ok", official_names(False))
+    _, info = EsmForMaskedLM.from_pretrained(tmp_path / "ok", output_loading_info=True)
+    assert not info["unexpected_keys"] and not info["missing_keys"]
+    model = official.load_official(tmp_path / "ok")  # no error
+    skip = official.ignored_unexpected(model.net)
+    assert skip.search("esm.embeddings.position_embeddings.weight")
+    assert not skip.search("esm.embeddings.position_embeddings.bias")
+    assert not skip.search("esm.bogus.weight")
+    bogus = {"esm.bogus.weight": torch.zeros(2)}
+    write_official(tmp_path / "bad", official_names(False), extra=bogus)
+    _, info = EsmForMaskedLM.from_pretrained(tmp_path / "bad", output_loading_info=True)
+    assert set(info["unexpected_keys"]) == {"esm.bogus.weight"}
+
+
+@pytest.mark.parametrize("extra", ["esm.bogus.weight", "esm.embeddings.position_embeddings.bias",
+                                   "lm_head.extra_bias"])
+@pytest.mark.parametrize("fmt", ["safetensors", "bin"])
+def test_an_unknown_tensor_is_still_refused(tmp_path, extra, fmt):
+    from dplm2.cli import main
+
+    write_official(tmp_path / "ckpt", official_names(False), fmt=fmt,
+                   extra={extra: torch.zeros(3)})
+    weights = "model.safetensors" if fmt == "safetensors" else "pytorch_model.bin"
+    with pytest.raises(ValueError, match=rf"{weights}: weights do not fit .*config.json "
+                                         rf"\(missing \[\], unexpected \['{extra}'\]\)"):
+        official.load_lm(tmp_path / "ckpt")
+    assert main(["lm", "import-official", "--source", str(tmp_path / "ckpt"),
+                 "--out", str(tmp_path / "ours")]) == 2
+    assert not (tmp_path / "ours").exists()
+
+
+def test_rotary_frequencies_come_from_the_file(tmp_path):
+    names = official_names(False)
+    state = write_official(tmp_path / "ckpt", names)
+    model = official.load_official(tmp_path / "ckpt")
+    file_inv = state["esm.encoder.layer.0.attention.self.rotary_embeddings.inv_freq"]
+    assert torch.equal(model.net.esm.rotary_embeddings.inv_freq, file_inv)
+    # per-layer copies that differ cannot be one shared buffer: refused, naming the file
+    from safetensors.torch import load_file, save_file
+
+    path = tmp_path / "ckpt" / "model.safetensors"
+    tensors = load_file(str(path))
+    tensors["esm.encoder.layer.1.attention.self.rotary_embeddings.inv_freq"] = file_inv * 2
+    save_file(tensors, str(path))
+    with pytest.raises(ValueError, match=r"model.safetensors: esm.encoder.layer.1.*differs"):
+        official.load_official(tmp_path / "ckpt")
+
+
+@pytest.mark.parametrize("fmt", ["safetensors", "bin"])
+def test_export_writes_the_fixture_layout_and_round_trips(tmp_path, fmt):
+    from safetensors.torch import load_file
+
+    names = official_names(False)
+    state = write_official(tmp_path / "ckpt", names, fmt=fmt)
+    a = official.load_lm(tmp_path / "ckpt")
+    official.export_official(a, tmp_path / "back", name_or_path="/tmp/dplm2_tiny")
+    src, back = tmp_path / "ckpt", tmp_path / "back"
+    assert sorted(p.name for p in back.iterdir()) == ["config.json", "model.safetensors",
+                                                      "vocab.txt"]
+    assert (back / "config.json").read_text() == (src / "config.json").read_text()
+    assert (back / "vocab.txt").read_bytes() == (src / "vocab.txt").read_bytes()
+    written = load_file(str(back / "model.safetensors"))
+    assert list(written) == sorted(official_tensor_names())
+    for k, v in state.items():
+        if k == "esm.embeddings.position_embeddings.weight":  # unused by rotary: zeros
+            assert v.shape == written[k].shape and not written[k].any()
+        else:
+            assert torch.equal(written[k], v), k
+    c = official.load_lm(back)
+    ids = our_batch(1)
+    with torch.no_grad():
+        torch.testing.assert_close(c(ids), a(ids), atol=0, rtol=0)
+
+
+def test_export_of_our_own_model_says_what_it_is(tmp_path):
+    from .helpers import tiny_model
+
+    model = tiny_model(hidden=32, layers=2, heads=4).eval()
+    official.export_official(model, tmp_path / "out")
+    cfg = json.loads((tmp_path / "out" / "config.json").read_text())
+    assert tuple(k for k in OFFICIAL_CONFIG_KEYS if k != "_name_or_path") == tuple(cfg)
+    assert cfg["token_dropout"] is False and cfg["dplm_type"] == "dplm2_esm"
+    back = official.load_lm(tmp_path / "out")
+    ids = our_batch()
+    with torch.no_grad():
+        torch.testing.assert_close(back(ids), model(ids), atol=0, rtol=0)
+
+
+def test_cli_export_official(tmp_path):
+    from dplm2.cli import main
+    from dplm2.lm.model import DPLM2LM
+
+    write_official(tmp_path / "ckpt", official_names(False))
+    assert main(["lm", "import-official", "--source", str(tmp_path / "ckpt"),
+                 "--out", str(tmp_path / "ours")]) == 0
+    assert main(["lm", "export-official", "--lm", str(tmp_path / "ours"),
+                 "--out", str(tmp_path / "back")]) == 0
+    ids = our_batch()
+    with torch.no_grad():
+        torch.testing.assert_close(official.load_lm(tmp_path / "back")(ids),
+                                   DPLM2LM.from_pretrained(tmp_path / "ours")(ids), atol=0, rtol=0)
+    assert (tmp_path / "back" / "vocab.txt").read_bytes() == \
+        (tmp_path / "ckpt" / "vocab.txt").read_bytes()
+    cfg = json.loads((tmp_path / "back" / "config.json").read_text())
+    assert cfg["_name_or_path"] == "ours" and cfg["dplm_type"] == "dplm2_esm"
+    # errors: exit 2, nothing written (no folder, no leftover temporary)
+    (tmp_path / "ours" / "model.safetensors").write_bytes(b"not safetensors")
+    for lm in (tmp_path / "none", tmp_path / "ours"):
+        before = sorted(p.name for p in tmp_path.iterdir())
+        assert main(["lm", "export-official", "--lm", str(lm), "--out", str(tmp_path / "x")]) == 2
+        assert sorted(p.name for p in tmp_path.iterdir()) == before

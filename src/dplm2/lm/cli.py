@@ -4,6 +4,7 @@
 ``train``       diffusion training (resumable; launch under ``torchrun`` for N processes)
 ``sample``      iterative unmasking from a saved model (folding / inverse folding / co-generation)
 ``import-official``  a released DPLM-2 checkpoint (hub id / folder) -> a model folder of ours
+``export-official``  a model folder of ours -> the released layout (the reference loads it)
 """
 
 from __future__ import annotations
@@ -53,6 +54,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="override the input rescaling (default: 2 if the config has "
                    "token_dropout, else 0; see dplm2.lm.official)")
     p.set_defaults(func=cmd_import_official)
+
+    p = cmds.add_parser("export-official", help="write a model folder (ours, or a released "
+                        "one) in the released DPLM-2 layout, for the reference's from_pretrained")
+    p.add_argument("--lm", required=True, type=Path, help="model folder (or released folder)")
+    p.add_argument("--out", required=True, type=Path, help="folder to write")
+    p.set_defaults(func=cmd_export_official)
 
 
 def _config(text: str):
@@ -120,4 +127,20 @@ def cmd_import_official(args: argparse.Namespace) -> int:
     from dplm2.lm.official import import_official
 
     import_official(args.source, args.out, token_dropout_passes=args.token_dropout_passes)
+    return 0
+
+
+def cmd_export_official(args: argparse.Namespace) -> int:
+    from dplm2.lm.official import export_official, load_lm
+
+    if not args.lm.is_dir():
+        raise FileNotFoundError(f"{args.lm}: no model folder")
+    try:
+        model = load_lm(args.lm)
+    except (ValueError, FileNotFoundError):
+        raise  # already one line naming the file
+    except Exception as exc:  # transformers / safetensors: unreadable weights or config
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ValueError(f"{args.lm}: cannot load the model ({first})") from exc
+    export_official(model, args.out, name_or_path=args.lm.name)
     return 0
