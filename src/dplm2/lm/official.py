@@ -50,8 +50,11 @@ nothing else in the repository is downloaded. ``pytorch_model.bin`` is read with
 ``torch.load(weights_only=True)`` (tensors only, no code execution).
 
 :func:`export_official` (``dplm2 lm export-official``) writes the inverse: a folder in exactly
-this layout, which the reference's ``MultimodalDiffusionProteinLanguageModel.from_pretrained``
-(under transformers 4.39) loads with no missing and no unexpected tensor.
+this layout. The network the reference's wrapper ``from_pretrained`` builds for it
+(``get_net_class("dplm2_esm").from_pretrained``, i.e. ``EsmForDPLM2``) loaded such a folder under
+transformers 4.39 with no missing and no unexpected tensor and gave our logits (checked by hand
+with the reference's module; transformers 4 is not a dependency, so the suite checks the layout
+against the names and keys transformers 4.39 wrote, recorded in the tests' fixture).
 """
 
 from __future__ import annotations
