@@ -62,7 +62,8 @@ def test_resume_gives_same_trajectory(tmp_path):
     b = pl.read_parquet(d / "resumed" / "metrics.parquet")
     assert a["loss"].to_list() == b["loss"].to_list()
     assert len(a) == 6 and last["loss"] == full["loss"]
-    assert a["val_folding_loss_struct"].drop_nulls().len() == 2
+    assert a["val_folding_nll_full_struct"].drop_nulls().len() == 2
+    assert a["val_folding_acc_full_struct"].drop_nulls().len() == 2
     wa = load_file(d / "full" / "model" / "model.safetensors")
     wb = load_file(d / "resumed" / "model" / "model.safetensors")
     assert all(torch.equal(wa[k], wb[k]) for k in wa)

@@ -100,9 +100,11 @@ class ModelConfig(StageConfig):
 
 
 #: Config attribute: how many times ESM's token-dropout rescaling is applied to the input
-#: embeddings. 0 for models of this project; 2 for the released DPLM-2 checkpoints, whose
-#: reference wrapper embeds the ids and its network then embeds them again (both passes with
-#: ``token_dropout`` on), see :mod:`dplm2.lm.official`.
+#: embeddings, in training and at inference alike. 2 for the released DPLM-2 checkpoints and
+#: for models built here from ESM2/DPLM/DPLM-2 weights or from scratch by default
+#: (``lm.init.token_dropout_passes``): the reference wrapper embeds the ids and its network
+#: then embeds them again, both with ``token_dropout`` on (spec §4; :mod:`dplm2.lm.official`).
+#: Absent (older models of this project) or 0: no rescaling.
 TOKEN_DROPOUT_PASSES = "dplm2_token_dropout_passes"
 
 
@@ -121,18 +123,24 @@ def official_token_dropout(emb: torch.Tensor, input_ids: torch.Tensor) -> torch.
     return emb * valid[..., None].to(emb.dtype)
 
 
-def mark_dplm2(cfg, tied: bool = False):
+def mark_dplm2(cfg, tied: bool = False, token_dropout_passes: int | None = None):
     """Put the DPLM-2 layout into an ``EsmConfig`` (so an exported config.json says what it is).
 
-    ``token_dropout`` is switched off: diffusion training feeds fully masked halves, and ESM's
-    rescaling by 1/(1 - mask fraction) is then a division by zero. ``tied``: whether the LM
-    head's output matrix is the input embedding matrix (``tie_word_embeddings``; Hugging Face
-    re-ties them on load, and the saved file then holds the matrix once).
+    ESM's own ``token_dropout`` flag is switched off (the model feeds ``inputs_embeds``, where
+    transformers skips it anyway); the rescaling is done by :class:`DPLM2LM` as many times as
+    the :data:`TOKEN_DROPOUT_PASSES` attribute says, which ``token_dropout_passes`` sets when
+    given (left as is when None). ``tied``: whether the LM head's output matrix is the input
+    embedding matrix (``tie_word_embeddings``; Hugging Face re-ties them on load, and the saved
+    file then holds the matrix once).
     """
     cfg.vocab_size = VOCAB_SIZE
     cfg.token_dropout = False
     cfg.tie_word_embeddings = bool(tied)
     cfg.dplm2 = DPLM2Vocab().layout()
+    if token_dropout_passes is not None:
+        if token_dropout_passes < 0:
+            raise ValueError(f"token_dropout_passes must be >= 0, got {token_dropout_passes}")
+        setattr(cfg, TOKEN_DROPOUT_PASSES, int(token_dropout_passes))
     return cfg
 
 
@@ -160,10 +168,12 @@ def is_paired(input_ids: torch.Tensor) -> bool:
 
 
 class Selected(NamedTuple):
-    """Logits at selected positions, one tensor per modality.
+    """Logits over the **full 8229-id vocabulary** at selected positions, one tensor per half.
 
-    ``struct``: (Ns, 8196) over ids 33..8228; ``aa``: (Na, 33) over ids 0..32; rows follow
-    the row-major order of the selected positions within each half.
+    ``struct``: (Ns, 8229) at the selected positions of the structure half; ``aa``: (Na, 8229)
+    at those of the amino-acid half; rows follow the row-major order of the selected positions
+    within each half. (The training loss takes the softmax over all ids, as the reference, or
+    over the modality's columns, ``lm.diffusion.softmax: modality``.)
     """
 
     struct: torch.Tensor
@@ -297,16 +307,18 @@ class DPLM2LM(nn.Module):
         single_modality : (B,) bool, optional
             Rows whose halves must not attend to each other.
         select : (B, N) bool, optional
-            Positions to score. Given: returns :class:`Selected` (per-modality logits at
-            those positions only). Omitted: returns (B, N, V) logits with ``-inf`` outside
-            each position's modality (structure half -> ids >= 33, amino-acid half -> < 33).
+            Positions to score. Given: returns :class:`Selected` (full-vocabulary logits at
+            those positions only: the training forward). Omitted: returns (B, N, V) logits
+            with ``-inf`` outside each position's modality (structure half -> ids >= 33,
+            amino-acid half -> < 33).
         """
         h = self.hidden_states(input_ids, single_modality)  # (B, N, H)
         width = input_ids.shape[1] // 2
         aa_part, st_part = slice(0, N_AA), slice(STRUCT_START, VOCAB_SIZE)
         if select is not None:
-            st = self._project(h[:, :width][select[:, :width]], st_part)  # (Ns, 8196)
-            aa = self._project(h[:, width:][select[:, width:]], aa_part)  # (Na, 33)
+            full = slice(0, VOCAB_SIZE)
+            st = self._project(h[:, :width][select[:, :width]], full)  # (Ns, V)
+            aa = self._project(h[:, width:][select[:, width:]], full)  # (Na, V)
             return Selected(struct=st, aa=aa)
         st = self._project(h[:, :width], st_part)  # (B, W, 8196)
         aa = self._project(h[:, width:], aa_part)  # (B, W, 33)

@@ -83,16 +83,23 @@ def memorise(
     lr: float = 2e-3,
     warmup_steps: int = 50,
     weighting: str = "constant",
+    softmax: str = "full",
+    task_split: str = "batch",
+    token_dropout_passes: int | None = None,
     seed: int = 0,
     sampler: SamplerConfig | None = None,
     time_limit_s: float | None = None,
 ) -> list[dict]:
-    """Train a from-scratch LM on ``proteins`` (every protein in every step, a random task per
-    protein) until one-shot folding and inverse-folding accuracy both reach ``target``.
+    """Train a from-scratch LM on ``proteins`` (every protein in every step, tasks split over
+    the batch as ``task_split`` says) until one-shot folding and inverse-folding accuracy both
+    reach ``target``.
 
     Defaults are the settings measured to memorise on 2 CPU cores (lr 2e-3, 50 warm-up
     steps, constant lr after warm-up, clip 1.0, dropout 0, constant loss weighting: the linear
     weighting gives fully masked samples, i.e. one-shot folding, almost no weight).
+    ``softmax``, ``task_split``: :class:`~dplm2.lm.diffusion.DiffusionConfig`'s (defaults: the
+    reference's loss); ``token_dropout_passes``: :class:`~dplm2.lm.warm_start.InitConfig`'s
+    (None: the reference's 2 passes for a from-scratch model).
     ``time_limit_s`` ends the run at the first evaluation after that much wall time.
     Returns one row per evaluation: step, wall_s, fold_acc, inv_acc (+ sampler accuracies).
     """
@@ -101,7 +108,7 @@ def memorise(
     from dplm2.lm.diffusion import DiffusionConfig
     from dplm2.lm.lora import LoraConfig, apply_lora
     from dplm2.lm.model import DPLM2LM
-    from dplm2.lm.train import diffusion_loss
+    from dplm2.lm.train import loss_fn
     from dplm2.lm.data import BatchSource, DataConfig
     from dplm2.lm.warm_start import InitConfig, build_network
     from dplm2.train import TrainConfig, Trainer
@@ -116,10 +123,12 @@ def memorise(
         clip_norm=1.0, val_every=eval_every, ckpt_every=max_steps, log_every=eval_every,
         seed=seed, weight_decay=0.0,
     )
-    init = InitConfig.from_dict({"seed": seed, "model": model or {}})
+    init = InitConfig.from_dict({"seed": seed, "model": model or {},
+                                 "token_dropout_passes": token_dropout_passes})
     net = DPLM2LM(build_network(init))
     apply_lora(net, LoraConfig(enabled=False))
-    batches = BatchSource(proteins, data, DiffusionConfig(weighting=weighting), seed)
+    diffusion = DiffusionConfig(weighting=weighting, softmax=softmax, task_split=task_split)
+    batches = BatchSource(proteins, data, diffusion, seed)
     history: list[dict] = []
     t0 = time.time()
 
@@ -140,7 +149,7 @@ def memorise(
             raise TargetReached(row)
         return row
 
-    trainer = Trainer(net, diffusion_loss, batches, train, out_dir, val_fn=val_fn, desc="memorise")
+    trainer = Trainer(net, loss_fn(diffusion), batches, train, out_dir, val_fn=val_fn, desc="memorise")
     try:
         trainer.fit()
     except TargetReached:

@@ -1,13 +1,15 @@
 """Diffusion training of the DPLM-2 LM on the shared loop (:class:`dplm2.train.Trainer`).
 
-This module brings only what is model-specific: the loss (cross-entropy at masked positions,
-over each modality's part of the vocabulary, per-sample weights), the batch source, the
-validation pass (loss and accuracy per modality and task, fixed noise) and the export.
+This module brings only what is model-specific: the loss (the reference's: cross-entropy over
+the full vocabulary at masked positions, per-sample weights, mean of the two modalities), the
+batch source, the validation pass (cross-entropy and accuracy per modality and task, fixed
+noise) and the export.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import logging
@@ -25,7 +27,7 @@ from dplm2.lm.data import BatchSource, DataConfig, Protein, load_proteins, make_
 from dplm2.lm.diffusion import TASKS, DiffusionConfig, TaskMix
 from dplm2.lm.lora import LoraConfig, apply_lora, merged_copy
 from dplm2.lm.model import DPLM2LM
-from dplm2.lm.vocab import STRUCT_START
+from dplm2.lm.vocab import N_AA, STRUCT_START, VOCAB_SIZE
 from dplm2.lm.warm_start import InitConfig
 from dplm2.train import TrainConfig, Trainer, dist_env
 
@@ -45,37 +47,68 @@ class LMConfig(StageConfig):
 
 
 def diffusion_loss(
-    model: torch.nn.Module, batch: dict[str, torch.Tensor]
+    model: torch.nn.Module, batch: dict[str, torch.Tensor], softmax: str = "full"
 ) -> tuple[torch.Tensor, dict[str, float]]:
-    """Weighted cross-entropy at masked positions, each modality over its own vocabulary part.
+    """The reference's training loss (spec §4, ``StructAARDMCrossEntropyLoss``).
 
-    loss = sum_i w_i CE_i / n_struct  +  sum_j w_j CE_j / n_aa   (i, j masked positions of the
-    structure / amino-acid halves; w the sample's weight for that half; pad never masked).
+    Per half h (structure, amino acid)::
+
+        loss_h = sum_{i masked in h} w_i * CE_i / max(1, #masked in h)
+        loss   = (loss_struct + loss_aa) / 2
+
+    with CE_i the cross-entropy of the logits at position i against its clean token, over
+    ``softmax`` = ``full``: all 8229 ids (the reference) or ``modality``: the target's own
+    modality's ids only (8196 structure / 33 amino-acid ids; this project's earlier
+    definition, kept as ``lm.diffusion.softmax: modality``), and w_i the sample's weight for
+    that half. Pad, ``<cls>`` and ``<eos>`` are never masked, so never targets.
+
+    Metrics (all at masked positions of the half ``{struct,aa}``): ``loss_{h}`` the weighted
+    term above (under the configured softmax); ``nll_full_{h}`` the unweighted mean
+    cross-entropy over all 8229 ids and ``acc_full_{h}`` the accuracy of the argmax over all
+    8229 ids (the reference's ``index_accuracy``), both independent of ``softmax`` so runs of
+    either definition compare; ``masked_{h}`` the number of masked positions.
     """
+    if softmax not in ("full", "modality"):
+        raise ValueError(f"softmax must be full|modality, got {softmax!r}")
     ids, targets, masked = batch["input_ids"], batch["targets"], batch["masked"]
     width = ids.shape[1] // 2
-    out = model(ids, batch["single_modality"], select=masked)
+    out = model(ids, batch["single_modality"], select=masked)  # full-vocabulary logits
     parts = {
-        "struct": (out.struct, targets[:, :width], masked[:, :width], batch["w_struct"], STRUCT_START),
-        "aa": (out.aa, targets[:, width:], masked[:, width:], batch["w_aa"], 0),
+        "struct": (out.struct, targets[:, :width], masked[:, :width], batch["w_struct"],
+                   slice(STRUCT_START, VOCAB_SIZE)),
+        "aa": (out.aa, targets[:, width:], masked[:, width:], batch["w_aa"], slice(0, N_AA)),
     }
-    total = ids.new_zeros((), dtype=torch.float32)
+    losses = []
     metrics: dict[str, float] = {}
-    for name, (logits, tgt, sel, w, offset) in parts.items():
-        y = tgt[sel] - offset  # (M,) class index within the modality's part
+    for name, (logits, tgt, sel, w, part) in parts.items():
+        y = tgt[sel]  # (M,) target ids
         weight = w[:, None].expand_as(sel)[sel]  # (M,) per-position sample weight
-        ce = F.cross_entropy(logits.float(), y, reduction="none")  # (M,)
+        logits = logits.float()  # (M, V)
+        if softmax == "full":
+            ce = F.cross_entropy(logits, y, reduction="none")  # (M,)
+        else:
+            ce = F.cross_entropy(logits[:, part], y - part.start, reduction="none")
         n = max(int(sel.sum()), 1)
-        total = total + (weight * ce).sum() / n
+        losses.append((weight * ce).sum() / n)
         with torch.no_grad():
-            metrics[f"loss_{name}"] = float(ce.sum() / n)
-            metrics[f"acc_{name}"] = float((logits.argmax(-1) == y).float().sum() / n)
+            nll = ce if softmax == "full" else F.cross_entropy(logits, y, reduction="none")
+            metrics[f"loss_{name}"] = float(losses[-1])
+            metrics[f"nll_full_{name}"] = float(nll.sum() / n)
+            metrics[f"acc_full_{name}"] = float((logits.argmax(-1) == y).float().sum() / n)
             metrics[f"masked_{name}"] = float(sel.sum())
-    return total, metrics
+    return (losses[0] + losses[1]) / 2, metrics
+
+
+def loss_fn(cfg: DiffusionConfig):
+    """``loss_fn(model, batch)`` for the trainer: :func:`diffusion_loss` with the configured
+    softmax range."""
+    return functools.partial(diffusion_loss, softmax=cfg.softmax)
 
 
 def validation_fn(proteins: Sequence[Protein], cfg: LMConfig, seed: int = 12345):
-    """``val_fn(model)``: loss/accuracy per modality for each task with a nonzero ratio.
+    """``val_fn(model)``: for each task with a nonzero ratio, ``<task>_nll_full_{struct,aa}``
+    (mean cross-entropy over all 8229 ids) and ``<task>_acc_full_{struct,aa}`` (accuracy of
+    the argmax over all 8229 ids, the reference's), over all masked positions of that half.
 
     The noise is fixed (same timesteps and masks every call), so the curves are comparable.
     """
@@ -100,13 +133,13 @@ def validation_fn(proteins: Sequence[Protein], cfg: LMConfig, seed: int = 12345)
                 _, m = diffusion_loss(model, b)
                 for mod in ("struct", "aa"):
                     n = m[f"masked_{mod}"]
-                    sums[f"loss_{mod}"] = sums.get(f"loss_{mod}", 0.0) + m[f"loss_{mod}"] * max(n, 1)
-                    sums[f"acc_{mod}"] = sums.get(f"acc_{mod}", 0.0) + m[f"acc_{mod}"] * max(n, 1)
+                    for key in (f"nll_full_{mod}", f"acc_full_{mod}"):
+                        sums[key] = sums.get(key, 0.0) + m[key] * max(n, 1)
                     sums[f"n_{mod}"] = sums.get(f"n_{mod}", 0.0) + n
             for mod in ("struct", "aa"):
                 if sums[f"n_{mod}"] > 0:
-                    out[f"{task}_loss_{mod}"] = sums[f"loss_{mod}"] / sums[f"n_{mod}"]
-                    out[f"{task}_acc_{mod}"] = sums[f"acc_{mod}"] / sums[f"n_{mod}"]
+                    for key in (f"nll_full_{mod}", f"acc_full_{mod}"):
+                        out[f"{task}_{key}"] = sums[key] / sums[f"n_{mod}"]
         return out
 
     return val_fn
@@ -187,7 +220,7 @@ def build_trainer(
     model_dir = Path(model_dir) if model_dir is not None else Path(out_dir) / "model"
     return Trainer(
         model,
-        diffusion_loss,
+        loss_fn(cfg.diffusion),
         batches,
         cfg.train,
         out_dir,

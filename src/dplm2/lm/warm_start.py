@@ -10,6 +10,15 @@ copies them separately, and an untied config makes the exported weights unambigu
 A source that already has the DPLM-2 vocabulary (a DPLM-2 checkpoint of the same layout) is
 loaded as is. Without a source the network is built from scratch (the demo: nothing can be
 downloaded), which is logged as a warning.
+
+Token dropout (spec §4: the training forward is the inference forward): the reference applies
+ESM's token-dropout rescaling twice (its wrapper's embedding call, then the network's), for
+every net it builds, since even its from-scratch net comes from an ESM2 config with
+``token_dropout`` on. ``InitConfig.token_dropout_passes`` null (default) therefore gives 2
+passes to a from-scratch model, and to a warm start 2 when the source's config has
+``token_dropout`` on (ESM2, DPLM, DPLM-2 do), else 0; a source already in this project's
+layout keeps the passes it records. An integer forces that many passes (0 = no rescaling,
+this project's models before; see :data:`dplm2.lm.model.TOKEN_DROPOUT_PASSES`).
 """
 
 from __future__ import annotations
@@ -22,9 +31,15 @@ from pathlib import Path
 
 import torch
 
-from dplm2.config import StageConfig
+from dplm2.config import ConfigError, StageConfig
 from dplm2.io import atomic_path, atomic_write_text
-from dplm2.lm.model import DPLM2LM, ModelConfig, embeddings_tied, mark_dplm2
+from dplm2.lm.model import (
+    TOKEN_DROPOUT_PASSES,
+    DPLM2LM,
+    ModelConfig,
+    embeddings_tied,
+    mark_dplm2,
+)
 from dplm2.lm.vocab import N_AA, VOCAB_SIZE
 
 log = logging.getLogger(__name__)
@@ -33,11 +48,19 @@ log = logging.getLogger(__name__)
 @dataclasses.dataclass(frozen=True)
 class InitConfig(StageConfig):
     """Where the LM starts: ``source`` = hub id or folder of an ESM-family checkpoint, or
-    ``null`` to build ``model`` from scratch."""
+    ``null`` to build ``model`` from scratch. ``token_dropout_passes``: null = as the
+    reference (see the module docstring), else that many passes."""
 
     source: str | None = None
     seed: int = 0
     model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
+    token_dropout_passes: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.token_dropout_passes is not None and self.token_dropout_passes < 0:
+            raise ConfigError(
+                f"token_dropout_passes must be >= 0 or null, got {self.token_dropout_passes}"
+            )
 
 
 def _extend_rows(old: torch.Tensor, new_rows: int, gen: torch.Generator) -> torch.Tensor:
@@ -48,11 +71,12 @@ def _extend_rows(old: torch.Tensor, new_rows: int, gen: torch.Generator) -> torc
     return torch.cat([old.float(), extra]).to(old.dtype)
 
 
-def extend_vocabulary(net, seed: int = 0):
+def extend_vocabulary(net, seed: int = 0, token_dropout_passes: int | None = None):
     """Grow a 33-token ``EsmForMaskedLM`` to the 8229-token DPLM-2 vocabulary, in place.
 
     Amino-acid rows (and their logits) are unchanged, so on an amino-acid-only input the
-    amino-acid logits equal the source model's.
+    amino-acid logits equal the source model's (with the same token-dropout rescaling).
+    ``token_dropout_passes`` is recorded in the config (None: left unset, i.e. 0).
     """
     from torch import nn
 
@@ -76,8 +100,17 @@ def extend_vocabulary(net, seed: int = 0):
     new_dec.weight = nn.Parameter(dec_w)
     head.decoder = new_dec
     head.bias = nn.Parameter(bias)
-    mark_dplm2(cfg)
+    mark_dplm2(cfg, token_dropout_passes=token_dropout_passes)
     return net
+
+
+def reference_passes(net_config) -> int:
+    """Token-dropout passes the reference applies to a net of this (source) config: 2 with
+    ``token_dropout`` on, else 0; a config of this project's layout says it itself."""
+    recorded = getattr(net_config, TOKEN_DROPOUT_PASSES, None)
+    if recorded is not None and getattr(net_config, "dplm2", None) is not None:
+        return int(recorded)
+    return 2 if getattr(net_config, "token_dropout", False) else 0
 
 
 def build_network(cfg: InitConfig):
@@ -92,7 +125,10 @@ def build_network(cfg: InitConfig):
             cfg.model.num_layers, cfg.model.hidden_size,
         )
         torch.manual_seed(cfg.seed)
-        net = EsmForMaskedLM(cfg.model.esm_config())
+        passes = 2 if cfg.token_dropout_passes is None else cfg.token_dropout_passes
+        esm_cfg = mark_dplm2(cfg.model.esm_config(), tied=cfg.model.tie_embeddings,
+                             token_dropout_passes=passes)
+        net = EsmForMaskedLM(esm_cfg)
         net.set_attn_implementation(attn)
         return net
     source = str(cfg.source)
@@ -103,13 +139,16 @@ def build_network(cfg: InitConfig):
     except OSError as exc:
         raise FileNotFoundError(f"{source}: cannot load an ESM checkpoint ({exc})") from exc
     vocab = net.config.vocab_size
-    log.info("warm start from %s (%d layers, hidden %d, vocab %d)", source,
-             net.config.num_hidden_layers, net.config.hidden_size, vocab)
+    passes = cfg.token_dropout_passes
+    if passes is None:
+        passes = reference_passes(net.config)
+    log.info("warm start from %s (%d layers, hidden %d, vocab %d, %d token-dropout passes)",
+             source, net.config.num_hidden_layers, net.config.hidden_size, vocab, passes)
     if vocab == N_AA:
-        extend_vocabulary(net, cfg.seed)
+        extend_vocabulary(net, cfg.seed, token_dropout_passes=passes)
     elif vocab == VOCAB_SIZE:
         log.info("%s already has the DPLM-2 vocabulary: loaded as is", source)
-        mark_dplm2(net.config, tied=embeddings_tied(net))
+        mark_dplm2(net.config, tied=embeddings_tied(net), token_dropout_passes=passes)
     else:
         raise ValueError(
             f"{source}: vocab_size {vocab} is neither ESM's {N_AA} nor DPLM-2's {VOCAB_SIZE}"
@@ -129,6 +168,7 @@ def warm_start(cfg: InitConfig, out_dir: str | os.PathLike) -> Path:
             "from_scratch": cfg.source is None,
             "seed": cfg.seed,
             "parameters": model.num_parameters(),
+            "token_dropout_passes": int(getattr(model.config, TOKEN_DROPOUT_PASSES, 0) or 0),
             "config": cfg.to_dict(),
         }
         atomic_write_text(tmp / "init.json", json.dumps(record, indent=2) + "\n")
