@@ -75,7 +75,8 @@ class ModelConfig(StageConfig):
     sm_blocks, ipa_dim, ipa_heads, qk_points, v_points : int
         Structure module (spec: 8 blocks, IPA hidden 16, 12 heads, 4 query/key, 8 value points).
     recycles : int
-        Trunk recycles at inference (spec 1); training draws 0..recycles per step (AF2 practice).
+        Extra no-grad trunk passes at inference (0 = one pass; the reference's `max_recycles: 1` is
+        0 here, as config/paper.yaml); training draws 0..recycles per step (AF2 practice).
     distogram_bins : int
         Distogram head bins between 2.3125 and 21.6875 A (spec 64).
     dropout : float
