@@ -76,6 +76,9 @@ def main() -> None:
     ap.add_argument("--task-split", choices=["batch", "sample"], default="batch")
     ap.add_argument("--passes", type=int, default=None, help="token-dropout passes (default 2)")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0])
+    ap.add_argument("--lr", type=float, default=2e-3)
+    ap.add_argument("--end-lr", type=float, default=None,
+                    help="linear decay to this at --max-steps (default: constant lr)")
     ap.add_argument("--target", type=float, default=None,
                     help="stop when both one-shot accuracies reach this")
     ap.add_argument("--no-sampler", action="store_true", help="one-shot accuracy only (faster)")
@@ -97,6 +100,8 @@ def main() -> None:
         "threads": torch.get_num_threads(),
         "task_split": args.task_split,
         "token_dropout_passes": 2 if args.passes is None else args.passes,
+        "lr": args.lr,
+        "end_lr": args.end_lr,
         "runs": [],
     }
     for softmax in args.softmax:
@@ -107,7 +112,7 @@ def main() -> None:
                 eval_every=args.eval_every, target=args.target,
                 sampler=None if args.no_sampler else sampler, time_limit_s=args.minutes * 60,
                 softmax=softmax, task_split=args.task_split,
-                token_dropout_passes=args.passes, seed=seed,
+                token_dropout_passes=args.passes, seed=seed, lr=args.lr, end_lr=args.end_lr,
             )
             run = {"softmax": softmax, "seed": seed, "wall_s": time.time() - t0,
                    "history": history}

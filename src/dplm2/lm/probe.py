@@ -81,6 +81,7 @@ def memorise(
     eval_every: int = 100,
     target: float | None = 0.95,
     lr: float = 2e-3,
+    end_lr: float | None = None,
     warmup_steps: int = 50,
     weighting: str = "constant",
     softmax: str = "full",
@@ -119,7 +120,8 @@ def memorise(
         max_batch_size=len(proteins),
     )
     train = TrainConfig(
-        max_steps=max_steps, lr=lr, warmup_steps=warmup_steps, start_lr=1e-7, end_lr=lr,
+        max_steps=max_steps, lr=lr, warmup_steps=warmup_steps, start_lr=1e-7,
+        end_lr=lr if end_lr is None else end_lr,
         clip_norm=1.0, val_every=eval_every, ckpt_every=max_steps, log_every=eval_every,
         seed=seed, weight_decay=0.0,
     )
