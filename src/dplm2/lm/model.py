@@ -1,17 +1,19 @@
-"""DPLM-2 on Hugging Face's ``EsmForMaskedLM``: two halves, shared positions, modality heads.
+"""DPLM-2 on Hugging Face's ``EsmForMaskedLM``: two halves, shared positions, one 8229-id head.
 
 The network is an unmodified ``transformers`` ESM (pre-LN, rotary); what DPLM-2 adds lives in
 :class:`DPLM2LM` around it:
 
-* input ids are embedded by the ESM embedding table and fed as ``inputs_embeds`` (the
-  ``input_ids`` path crashes with a 4-D attention mask in transformers 5 and applies ESM's
-  token-dropout rescaling, which divides by zero on a fully masked sample), with
-  **per-half position ids** (:func:`dplm2.lm.vocab.position_ids`);
+* input ids are embedded by the ESM embedding table, rescaled by ESM's token dropout as the
+  reference applies it (``dplm2_token_dropout_passes`` times: 2 for the reference's models,
+  :func:`official_token_dropout`), and fed as ``inputs_embeds``, with **per-half position
+  ids** (:func:`dplm2.lm.vocab.position_ids`); a batch holding one modality alone
+  (sequence- or backbone-only generation) runs as one sequence with positions 0..N-1, as the
+  reference's rotary embedding does (:func:`is_paired`);
 * an additive **attention bias** (B, 1, N, N) hides padding and, for single-modality samples,
   blocks attention across halves (:func:`attention_allowed`);
-* logits are computed **per modality**: structure positions score only the 8196 structure
-  ids, amino-acid positions only the 33 amino-acid ids. Training scores only the masked
-  positions (``select``), which avoids an 8229-wide projection at every position.
+* logits are over the **full 8229-id vocabulary**, as in the reference's loss and decoding:
+  training scores only the masked positions (``select``), decoding only the generated ones
+  (:meth:`DPLM2LM.vocab_log_probs`).
 
 The exported model is a plain ``EsmForMaskedLM`` folder (``config.json`` +
 ``model.safetensors``) plus the vocabulary files; :meth:`DPLM2LM.from_pretrained` reads it.
