@@ -76,6 +76,7 @@ def main() -> None:
     ap.add_argument("--task-split", choices=["batch", "sample"], default="batch")
     ap.add_argument("--passes", type=int, default=None, help="token-dropout passes (default 2)")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0])
+    ap.add_argument("--repeats", type=int, default=1, help="copies of each chain per batch")
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--end-lr", type=float, default=None,
                     help="linear decay to this at --max-steps (default: constant lr)")
@@ -102,6 +103,7 @@ def main() -> None:
         "token_dropout_passes": 2 if args.passes is None else args.passes,
         "lr": args.lr,
         "end_lr": args.end_lr,
+        "repeats": args.repeats,
         "runs": [],
     }
     for softmax in args.softmax:
@@ -113,6 +115,7 @@ def main() -> None:
                 sampler=None if args.no_sampler else sampler, time_limit_s=args.minutes * 60,
                 softmax=softmax, task_split=args.task_split,
                 token_dropout_passes=args.passes, seed=seed, lr=args.lr, end_lr=args.end_lr,
+                repeats=args.repeats,
             )
             run = {"softmax": softmax, "seed": seed, "wall_s": time.time() - t0,
                    "history": history}

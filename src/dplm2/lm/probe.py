@@ -87,6 +87,7 @@ def memorise(
     softmax: str = "full",
     task_split: str = "batch",
     token_dropout_passes: int | None = None,
+    repeats: int = 1,
     seed: int = 0,
     sampler: SamplerConfig | None = None,
     time_limit_s: float | None = None,
@@ -100,7 +101,9 @@ def memorise(
     weighting gives fully masked samples, i.e. one-shot folding, almost no weight).
     ``softmax``, ``task_split``: :class:`~dplm2.lm.diffusion.DiffusionConfig`'s (defaults: the
     reference's loss); ``token_dropout_passes``: :class:`~dplm2.lm.warm_start.InitConfig`'s
-    (None: the reference's 2 passes for a from-scratch model).
+    (None: the reference's 2 passes for a from-scratch model). ``repeats``: each protein is in
+    every batch that many times (each copy with its own task and noise; with 4 proteins and
+    ``repeats=4`` every step has 4 rows of each task).
     ``time_limit_s`` ends the run at the first evaluation after that much wall time.
     Returns one row per evaluation: step, wall_s, fold_acc, inv_acc (+ sampler accuracies).
     """
@@ -115,9 +118,10 @@ def memorise(
     from dplm2.train import TrainConfig, Trainer
 
     longest = max(len(p.sequence) for p in proteins)
+    rows = list(proteins) * repeats
     data = DataConfig(
-        max_length=longest, random_crop_fraction=0.0, max_tokens=(longest + 2) * len(proteins),
-        max_batch_size=len(proteins),
+        max_length=longest, random_crop_fraction=0.0, max_tokens=(longest + 2) * len(rows),
+        max_batch_size=len(rows),
     )
     train = TrainConfig(
         max_steps=max_steps, lr=lr, warmup_steps=warmup_steps, start_lr=1e-7,
@@ -130,7 +134,7 @@ def memorise(
     net = DPLM2LM(build_network(init))
     apply_lora(net, LoraConfig(enabled=False))
     diffusion = DiffusionConfig(weighting=weighting, softmax=softmax, task_split=task_split)
-    batches = BatchSource(proteins, data, diffusion, seed)
+    batches = BatchSource(rows, data, diffusion, seed)
     history: list[dict] = []
     t0 = time.time()
 
