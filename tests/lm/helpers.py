@@ -240,3 +240,61 @@ def write_official(folder: Path, names: list[str], *, prefix: str = "", token_dr
     else:
         raise ValueError(f"fmt {fmt!r}")
     return state
+
+
+# -- tiny checkpoints in the released DPLM-2 Bit layout (airkingbd/dplm2_bit_650m) -------------
+def official_bit_tensor_names(layers: int = OFFICIAL_LAYERS) -> list[str]:
+    """Tensor names transformers 4.39 writes for the reference's EsmForDPLM2Bit: the DPLM-2
+    network's (33-row embedding and head) plus the structure head and the bit input layers."""
+    return official_tensor_names(layers) + [
+        "lm_head_struct.bias", "lm_head_struct.dense.weight", "lm_head_struct.dense.bias",
+        "lm_head_struct.layer_norm.weight", "lm_head_struct.layer_norm.bias",
+        "lm_head_struct.decoder.weight",
+        "struct_bos_emb", "struct_eos_emb", "struct_mask_emb",
+        "quant2emb.weight", "quant2emb.bias",
+    ]
+
+
+def write_official_bit(folder: Path, *, prefix: str = "", token_dropout=True,
+                       vocab: bool = False, seed: int = 0) -> dict[str, torch.Tensor]:
+    """A tiny random checkpoint in the released DPLM-2 Bit layout: config.json as transformers
+    4.39 writes it for ``EsmForDPLM2Bit`` (``dplm_type: dplm2_bit_esm``, ``vocab_size: 33``),
+    the reference's tensor names (:func:`official_bit_tensor_names`), and ``vocab.txt`` (the
+    released DPLM-2 one) only when ``vocab``. Returns the raw tensors (no prefix)."""
+    from dplm2.lm.vocab import AA_TOKENS
+
+    g = torch.Generator().manual_seed(seed + 1)
+    H = OFFICIAL_HIDDEN
+    extra = {
+        "lm_head_struct.bias": torch.randn(26, generator=g) * 0.2,
+        "lm_head_struct.dense.weight": torch.randn(H, H, generator=g) * 0.2,
+        "lm_head_struct.dense.bias": torch.randn(H, generator=g) * 0.2,
+        "lm_head_struct.layer_norm.weight": 1 + torch.randn(H, generator=g) * 0.1,
+        "lm_head_struct.layer_norm.bias": torch.randn(H, generator=g) * 0.1,
+        "lm_head_struct.decoder.weight": torch.randn(26, H, generator=g) * 0.5,
+        "struct_bos_emb": torch.randn(H, generator=g),
+        "struct_eos_emb": torch.randn(H, generator=g),
+        "struct_mask_emb": torch.randn(H, generator=g),
+        "quant2emb.weight": torch.randn(H, 13, generator=g) * 0.3,
+        "quant2emb.bias": torch.randn(H, generator=g) * 0.1,
+    }
+    state = write_official(folder, list(AA_TOKENS), prefix=prefix, token_dropout=token_dropout,
+                           seed=seed, extra={prefix + k: v for k, v in extra.items()})
+    state.update(extra)
+    assert sorted(state) == sorted(official_bit_tensor_names())
+    cfg = json.loads((folder / "config.json").read_text())
+    cfg.update(architectures=["EsmForDPLM2Bit"], dplm_type="dplm2_bit_esm", vocab_size=33,
+               _name_or_path="/tmp/dplm2_bit_tiny")
+    assert tuple(sorted(cfg)) == OFFICIAL_CONFIG_KEYS
+    (folder / "config.json").write_text(json.dumps(cfg, indent=2, sort_keys=True) + "\n")
+    if vocab:
+        (folder / "vocab.txt").write_text("\n".join(official_names()))
+    else:
+        (folder / "vocab.txt").unlink()
+    return state
+
+
+def tiny_bit_model(hidden: int = 32, layers: int = 2, heads: int = 2, seed: int = 0):
+    from dplm2.lm.bit import tiny_bit_model as make
+
+    return make(hidden, layers, heads, seed)

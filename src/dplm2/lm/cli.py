@@ -98,11 +98,11 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
     from dplm2.io import write_parquet
     from dplm2.lm.data import load_proteins
-    from dplm2.lm.model import DPLM2LM
+    from dplm2.lm.official import load_lm
     from dplm2.lm.sampling import SamplerConfig, iterative_unmask
 
     cfg = SamplerConfig.from_json(args.sampler, "sampler")
-    model = DPLM2LM.from_pretrained(args.model).eval()
+    model = load_lm(args.model)
     proteins = load_proteins(args.shards, args.split)
     gen = torch.Generator().manual_seed(args.seed)
     rows = []
@@ -142,5 +142,10 @@ def cmd_export_official(args: argparse.Namespace) -> int:
     except Exception as exc:  # transformers / safetensors: unreadable weights or config
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ValueError(f"{args.lm}: cannot load the model ({first})") from exc
-    export_official(model, args.out, name_or_path=args.lm.name)
+    if getattr(model, "is_bit", False):
+        from dplm2.lm.bit import export_official_bit
+
+        export_official_bit(model, args.out, name_or_path=args.lm.name)
+    else:
+        export_official(model, args.out, name_or_path=args.lm.name)
     return 0

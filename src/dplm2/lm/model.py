@@ -272,9 +272,7 @@ class DPLM2LM(nn.Module):
         else:  # one modality alone (sequence- or backbone-only): one run of positions
             pos = torch.arange(n, device=input_ids.device).expand(batch, n)
             single_modality = None
-        emb = esm.embeddings.word_embeddings(input_ids)  # (B, N, H)
-        for _ in range(int(getattr(self.config, TOKEN_DROPOUT_PASSES, 0) or 0)):
-            emb = official_token_dropout(emb, input_ids)  # official checkpoints only
+        emb = self._embed(input_ids)  # (B, N, H)
         # The embeddings module adds absolute positions / layer norm for ESM-1-style configs;
         # with inputs_embeds it skips ESM's token-dropout rescaling (see module docstring).
         emb = esm.embeddings(inputs_embeds=emb, position_ids=pos)
@@ -287,6 +285,14 @@ class DPLM2LM(nn.Module):
         if all_layers:
             return tuple(out.hidden_states)
         return (out.last_hidden_state,)  # (B, N, H)
+
+    def _embed(self, input_ids: torch.Tensor) -> torch.Tensor:
+        """Input embeddings (B, N, H): the embedding table's rows, rescaled by token dropout
+        as many times as the config says (:data:`TOKEN_DROPOUT_PASSES`)."""
+        emb = self.net.esm.embeddings.word_embeddings(input_ids)  # (B, N, H)
+        for _ in range(int(getattr(self.config, TOKEN_DROPOUT_PASSES, 0) or 0)):
+            emb = official_token_dropout(emb, input_ids)  # official checkpoints only
+        return emb
 
     def _project(self, hidden: torch.Tensor, part: slice) -> torch.Tensor:
         """LM head restricted to vocabulary rows ``part``: (..., H) -> (..., len(part))."""

@@ -119,6 +119,24 @@ def is_official_folder(folder: str | os.PathLike) -> bool:
     return (folder / VOCAB_FILE).is_file() and not (folder / LAYOUT_FILE).is_file()
 
 
+class BitCheckpointError(ValueError):
+    """A released DPLM-2 Bit checkpoint where a DPLM-2 (index) one was asked for;
+    :func:`load_lm` then loads it with :func:`dplm2.lm.bit.load_official_bit`."""
+
+
+def check_not_bit(config: Path) -> None:
+    """Raise :class:`BitCheckpointError` when ``config`` (a config.json) names a bit network
+    (``dplm_type`` containing ``bit``, as the reference decides it)."""
+    try:
+        raw = json.loads(Path(config).read_text())
+    except (OSError, json.JSONDecodeError):
+        return  # reported by the caller
+    if "bit" in str(raw.get("dplm_type", "")):
+        raise BitCheckpointError(
+            f"{config}: dplm_type {raw['dplm_type']!r} is a DPLM-2 Bit checkpoint: load it "
+            "with dplm2.lm.official.load_lm (or dplm2.lm.bit.load_official_bit)")
+
+
 def resolve_official(
     name_or_path: str | os.PathLike, cache_dir: str | None = None
 ) -> OfficialFiles:
@@ -131,6 +149,7 @@ def resolve_official(
     path = Path(name_or_path)
     if path.is_dir():
         weights = [path / w for w in WEIGHT_NAMES if (path / w).is_file()]
+        check_not_bit(path / CONFIG_NAME)
         for f in (path / CONFIG_NAME, path / VOCAB_FILE):
             if not f.is_file():
                 raise FileNotFoundError(f"{f}: missing (a released DPLM-2 folder needs "
@@ -147,6 +166,7 @@ def resolve_official(
     repo, _, revision = name.partition("@")
     kw = dict(revision=revision or None, cache_dir=cache_dir)
     cfg = Path(hf_hub_download(repo, CONFIG_NAME, **kw))
+    check_not_bit(cfg)
     vocab = Path(hf_hub_download(repo, VOCAB_FILE, **kw))
     for wname in WEIGHT_NAMES:
         try:
@@ -171,7 +191,8 @@ def esm_config_from_official(path: str | os.PathLike):
         raise ValueError(f"{path}: position_embedding_type {raw['position_embedding_type']!r}; "
                          "DPLM-2 checkpoints use rotary")
     if "bit" in str(raw.get("dplm_type", "")):
-        raise ValueError(f"{path}: dplm_type {raw['dplm_type']!r} (DPLM-2 Bit) is not this model")
+        raise ValueError(f"{path}: dplm_type {raw['dplm_type']!r} is a DPLM-2 Bit checkpoint: "
+                         "load it with dplm2.lm.official.load_lm (or dplm2.lm.bit)")
     if raw.get("vocab_size") != VOCAB_SIZE:
         raise ValueError(f"{path}: vocab_size {raw.get('vocab_size')}, DPLM-2 has {VOCAB_SIZE}")
     keep = ("hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
@@ -329,10 +350,17 @@ def load_lm(
 ) -> DPLM2LM:
     """Any DPLM-2 LM: a folder of this project (``dplm2_vocab.json``) or a released one
     (folder or hub id), in eval mode."""
+    from dplm2.lm import bit
+
     path = Path(name_or_path)
     if path.is_dir() and (path / LAYOUT_FILE).is_file():
+        if bit.is_bit_folder(path):
+            return bit.DPLM2BitLM.from_pretrained(path).to(device).eval()
         return DPLM2LM.from_pretrained(path).to(device).eval()
-    return load_official(name_or_path, device=device, **kwargs)
+    try:
+        return load_official(name_or_path, device=device, **kwargs)
+    except BitCheckpointError:
+        return bit.load_official_bit(name_or_path, device=device, **kwargs)
 
 
 def lm_weights_file(name_or_path: str | os.PathLike, cache_dir: str | None = None) -> Path:
@@ -341,7 +369,12 @@ def lm_weights_file(name_or_path: str | os.PathLike, cache_dir: str | None = Non
     path = Path(name_or_path)
     if path.is_dir() and (path / LAYOUT_FILE).is_file():
         return path / "model.safetensors"
-    return resolve_official(name_or_path, cache_dir).weights
+    try:
+        return resolve_official(name_or_path, cache_dir).weights
+    except BitCheckpointError:
+        from dplm2.lm.bit import resolve_bit
+
+        return resolve_bit(name_or_path, cache_dir)["weights"]
 
 
 def import_official(
@@ -349,12 +382,19 @@ def import_official(
 ) -> Path:
     """Convert a released checkpoint into this project's model folder (atomic), so that
     ``generate``, ``embed`` and ``evaluate`` use it like a model trained here."""
-    model = load_official(name_or_path, **kwargs)
-    files = resolve_official(name_or_path, kwargs.get("cache_dir"))
+    from dplm2.lm import bit
+
+    try:
+        model = load_official(name_or_path, **kwargs)
+        weights = resolve_official(name_or_path, kwargs.get("cache_dir")).weights
+    except BitCheckpointError:
+        model = bit.load_official_bit(name_or_path, **kwargs)
+        weights = bit.resolve_bit(name_or_path, kwargs.get("cache_dir"))["weights"]
     out = Path(out_dir)
     with atomic_path(out, is_dir=True) as tmp:
         model.save_pretrained(tmp)
-        record = {"source": str(name_or_path), "weights_file": files.weights.name,
+        record = {"source": str(name_or_path), "weights_file": weights.name,
+                  "objective": "bit" if getattr(model, "is_bit", False) else "index",
                   "token_dropout_passes": getattr(model.config, TOKEN_DROPOUT_PASSES),
                   "parameters": model.num_parameters()}
         atomic_write_text(Path(tmp) / "official.json", json.dumps(record, indent=2) + "\n")
