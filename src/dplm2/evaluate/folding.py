@@ -213,6 +213,9 @@ class Dplm2FoldingBackend:
         self.seed, self.batch_size = int(seed), max(1, int(batch_size))
         self.lm = load_lm(str(lm), device=self.device)  # ours or a released checkpoint
         self.tokenizer, tok_hash = load_tokenizer(str(tokenizer), device=self.device)
+        from dplm2.generate.runtime import check_bit_tokenizer
+
+        check_bit_tokenizer(self.lm, int(self.tokenizer.cfg.codebook_size), tokenizer)
         # spec §5/§6: folding = argmax, deterministic unmasking, 100 steps
         self.sampler = SamplerConfig(max_iter=int(max_iter), strategy="argmax",
                                      unmasking="deterministic")

@@ -53,6 +53,15 @@ def pick_device(name: str = "auto") -> torch.device:
     return torch.device(name)
 
 
+def check_bit_tokenizer(lm, codebook_size: int, where) -> None:
+    """A DPLM-2 Bit LM reads and writes structure codes as 13 LFQ bits, most significant
+    first (:mod:`dplm2.lm.bit`): the structure tokenizer must quantize to the same 13 bits
+    (``codebook_bits: 13``, 8192 codes). Its weights are not needed by the LM itself."""
+    if getattr(lm, "is_bit", False) and codebook_size != 8192:
+        raise ValueError(f"{where}: a DPLM-2 Bit LM needs a 13-bit structure tokenizer "
+                         f"(8192 codes), this one has {codebook_size} codes")
+
+
 @dataclasses.dataclass
 class Runtime:
     """Loaded models + provenance of one generation run.
@@ -94,6 +103,7 @@ class Runtime:
             raise FileNotFoundError(f"{weights}: no language model weights (run the lm stage)")
         model = load_lm(lm, device=dev)
         tok, tok_sha = load_tokenizer(tokenizer, device=dev)
+        check_bit_tokenizer(model, int(tok.cfg.codebook_size), tokenizer)
         return cls(lm=model, tokenizer=tok, device=dev, lm_hash=sha256_file(weights)[:16],
                    tokenizer_sha256=tok_sha, code_hash=git_hash())
 

@@ -23,6 +23,14 @@ reference does). For step t = 1..N (N = ``max_iter``), exactly as bytedance/dplm
    below the k-th smallest (0-based; fewer than k when the boundary ties). Of the others,
    positions that were masked take this step's token; decoded positions keep theirs.
 
+DPLM-2 Bit (:mod:`dplm2.lm.bit`, a model with ``is_bit``): step 2 is the reference's
+``DPLM2Bit.forward_decoder``: amino acids from the 33-id head with all but the 20 standard
+residues at -inf (whatever ``banned`` says), top-p on those (``cfg.top_p``, in argmax too), and
+the score the log-probability renormalised over the nucleus; structure tokens from the 13 bit
+heads, each bit argmax or sampled at the step's temperature, token = 36 + sum_j bit_j
+2^(12-j), score = the sum of the chosen bits' log-probabilities. Re-masking as above. The
+input must hold both halves.
+
 Every run is exactly N forward passes (decoded tokens can still be re-masked until the end).
 
 Deliberate deviation (README): by default (``banned: standard``) the ESM alphabet's ``.``,
@@ -221,6 +229,21 @@ def iterative_unmask(
             groups.append((member, part, mask_tok, r, c))
     if not groups:
         return x, scores
+    bit = bool(getattr(model, "is_bit", False))
+    if bit:  # DPLM-2 Bit: its own choice per modality (dplm2.lm.bit), the same re-masking
+        from dplm2.lm.bit import choose_aa, choose_struct
+        from dplm2.lm.model import is_paired
+
+        if processor is not None:
+            raise NotImplementedError("log-probability processors (guidance) work on the "
+                                      "8229-id head; a DPLM-2 Bit model has none")
+        if banned is not None and banned[N_AA:].any():
+            raise ValueError("a DPLM-2 Bit model emits every one of the 8192 codes; it cannot "
+                             "ban structure codes (a tokenizer with fewer codes cannot serve it)")
+        if not is_paired(x):
+            raise ValueError("a DPLM-2 Bit model reads two halves (structure, amino acids); "
+                             "feed both, the unused one fully masked")
+        aa_banned = None if banned is None else banned.to(dev)
     rows, cols = torch.cat([g[3] for g in groups]), torch.cat([g[4] for g in groups])
     temps = cfg.temperatures()
     s = cfg.noise_scale()
@@ -232,6 +255,16 @@ def iterative_unmask(
         for _, part, _, r_all, c_all in groups:
             for start in range(0, len(r_all), chunk):
                 r, c = r_all[start : start + chunk], c_all[start : start + chunk]
+                if bit:
+                    if part.start == 0:
+                        tok, score = choose_aa(model.aa_logits(hidden[r, c]), temp, cfg.top_p,
+                                               aa_banned, generator)
+                    else:
+                        tok, score = choose_struct(model.struct_logits(hidden[r, c]), temp,
+                                                   generator)
+                    cur_tok.append(tok)
+                    cur_score.append(score)
+                    continue
                 lp = model.vocab_log_probs(hidden[r, c])  # (m, V) float32, our temporary
                 if processor is not None:
                     lp = processor(step, x, r, c, lp)
