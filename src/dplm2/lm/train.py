@@ -44,6 +44,15 @@ class LMConfig(StageConfig):
     data: DataConfig = dataclasses.field(default_factory=DataConfig)
     train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
     nproc_per_node: int = 1
+    objective: str = "index"
+    self_mixup: bool = False
+    bit_loss_ignore_index_bug: bool = False
+
+    def __post_init__(self) -> None:
+        from dplm2.config import ConfigError
+
+        if self.objective not in ("index", "bit"):
+            raise ConfigError(f"lm.objective must be index|bit, got {self.objective!r}")
 
 
 def diffusion_loss(
@@ -99,10 +108,109 @@ def diffusion_loss(
     return (losses[0] + losses[1]) / 2, metrics
 
 
-def loss_fn(cfg: DiffusionConfig):
-    """``loss_fn(model, batch)`` for the trainer: :func:`diffusion_loss` with the configured
-    softmax range."""
-    return functools.partial(diffusion_loss, softmax=cfg.softmax)
+def bit_diffusion_loss(
+    model: torch.nn.Module, batch: dict[str, torch.Tensor], ignore_one: bool = False
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """The DPLM-2 Bit loss (reference ``DPLM2Bit.compute_loss`` + ``StructAARDMCrossEntropyLoss``).
+
+    Structure: per masked position, the cross-entropy of each of the 13 bit heads against the
+    target code's bit, summed over the bits, times the sample weight, summed and divided by the
+    number of masked structure positions. Amino acids: cross-entropy over the 33-id head, the
+    same weighting and normalisation. Total: the mean of the two.
+
+    ``ignore_one`` reproduces the reference's public code, which passes ``ignore_index = 1``
+    (the pad id) to this loss and so drops every bit whose target is 1 (a model trained that
+    way learns to predict 0 everywhere); off by default (README: a deliberate deviation).
+
+    Metrics: ``loss_{h}``; ``nll_full_{h}`` (unweighted mean cross-entropy: bit-summed for the
+    structure); ``acc_full_{h}`` (structure: all 13 bits right, the reference's
+    ``index_accuracy``); ``acc_bit_struct`` (the reference's ``bit_accuracy``); ``masked_{h}``.
+    """
+    from dplm2.lm.bit import struct_ce, tokens_to_bits
+
+    ids, targets, masked = batch["input_ids"], batch["targets"], batch["masked"]
+    width = ids.shape[1] // 2
+    out = model(ids, batch["single_modality"], select=masked)
+    metrics: dict[str, float] = {}
+    sel_s, sel_a = masked[:, :width], masked[:, width:]
+    bits = tokens_to_bits(targets[:, :width][sel_s])  # (Ms, 13)
+    ce_s = struct_ce(out.struct, bits, ignore_one)  # (Ms,)
+    ce_a = F.cross_entropy(out.aa.float(), targets[:, width:][sel_a], reduction="none")  # (Ma,)
+    losses = []
+    for name, ce, sel, w in (("struct", ce_s, sel_s, batch["w_struct"]),
+                             ("aa", ce_a, sel_a, batch["w_aa"])):
+        weight = w[:, None].expand_as(sel)[sel]
+        n = max(int(sel.sum()), 1)
+        losses.append((weight * ce).sum() / n)
+        metrics[f"loss_{name}"] = float(losses[-1])
+        metrics[f"nll_full_{name}"] = float(ce.detach().sum() / n)
+        metrics[f"masked_{name}"] = float(sel.sum())
+    with torch.no_grad():
+        n = max(int(sel_s.sum()), 1)
+        hit = out.struct.argmax(-1) == bits  # (Ms, 13)
+        metrics["acc_full_struct"] = float(hit.all(-1).float().sum() / n)
+        metrics["acc_bit_struct"] = float(hit.float().sum() / (13 * n))
+        n = max(int(sel_a.sum()), 1)
+        acc = out.aa.argmax(-1) == targets[:, width:][sel_a]
+        metrics["acc_full_aa"] = float(acc.float().sum() / n)
+    return (losses[0] + losses[1]) / 2, metrics
+
+
+def _unwrapped(model: torch.nn.Module) -> torch.nn.Module:
+    return model.module if isinstance(model, torch.nn.parallel.DistributedDataParallel) else model
+
+
+@torch.no_grad()
+def self_mixup_batch(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The reference's self-mixup (``self_mixup`` / ``get_mixup_xt``) on a noised batch.
+
+    A no-grad forward on x_t (same attention blinding); its argmax (index model: over all 8229
+    ids; bit model: argmax bits / 33-id head) is put at every non-special position of x_t
+    (pad and the halves' ``<cls>``/``<eos>`` are special); then every position that was visible
+    in x_t (non-special and not a mask token) is masked with its half's mask token. The loss
+    mask becomes every non-special position (targets and weights unchanged).
+    """
+    from dplm2.lm.diffusion import maskable
+    from dplm2.lm.vocab import MASK, STRUCT_MASK
+
+    ids = batch["input_ids"]
+    width = ids.shape[1] // 2
+    net = _unwrapped(model)
+    non_special = maskable(ids)  # (B, N)
+    pred = ids.clone()
+    out = net(ids, batch["single_modality"], select=non_special)
+    if getattr(net, "is_bit", False):
+        from dplm2.lm.bit import bits_to_tokens
+
+        st = bits_to_tokens(out.struct.argmax(-1))
+    else:
+        st = out.struct.argmax(-1)
+    pred[:, :width][non_special[:, :width]] = st
+    pred[:, width:][non_special[:, width:]] = out.aa.argmax(-1)
+    visible = non_special & (ids != MASK) & (ids != STRUCT_MASK)
+    half_mask = torch.full_like(ids, STRUCT_MASK)
+    half_mask[:, width:] = MASK
+    mixed = torch.where(visible, half_mask, pred)
+    return {**batch, "input_ids": mixed, "masked": non_special}
+
+
+def training_loss(model, batch, softmax: str = "full", self_mixup: bool = False,
+                  ignore_one: bool = False):
+    """The configured loss: DPLM-2 (:func:`diffusion_loss`) or DPLM-2 Bit
+    (:func:`bit_diffusion_loss`) by the model's kind, after :func:`self_mixup_batch` when
+    ``self_mixup``."""
+    if self_mixup:
+        batch = self_mixup_batch(model, batch)
+    if getattr(_unwrapped(model), "is_bit", False):
+        return bit_diffusion_loss(model, batch, ignore_one=ignore_one)
+    return diffusion_loss(model, batch, softmax=softmax)
+
+
+def loss_fn(cfg: DiffusionConfig, self_mixup: bool = False, bit_loss_ignore_index_bug: bool = False):
+    """``loss_fn(model, batch)`` for the trainer: :func:`training_loss` with the configured
+    softmax range, self-mixup and bit-loss switch."""
+    return functools.partial(training_loss, softmax=cfg.softmax, self_mixup=self_mixup,
+                             ignore_one=bit_loss_ignore_index_bug)
 
 
 def validation_fn(proteins: Sequence[Protein], cfg: LMConfig, seed: int = 12345):
@@ -130,7 +238,7 @@ def validation_fn(proteins: Sequence[Protein], cfg: LMConfig, seed: int = 12345)
             sums: dict[str, float] = {}
             for b in batches:
                 b = {k: v.to(device) for k, v in b.items()}
-                _, m = diffusion_loss(model, b)
+                _, m = training_loss(model, b)
                 for mod in ("struct", "aa"):
                     n = m[f"masked_{mod}"]
                     for key in (f"nll_full_{mod}", f"acc_full_{mod}"):
@@ -211,7 +319,14 @@ def build_trainer(
         guard_state(Path(out_dir) / "state", run_fingerprint(cfg, init_dir, shards))
     if env.distributed:
         torch.distributed.barrier()  # no rank looks for checkpoints before the guard ran
-    model = DPLM2LM.from_pretrained(init_dir, attn_implementation=cfg.init.model.attn_implementation)
+    from dplm2.lm.bit import DPLM2BitLM, is_bit_folder
+
+    bit = is_bit_folder(init_dir)
+    if bit != (cfg.objective == "bit"):
+        raise ValueError(f"lm.objective {cfg.objective}: {init_dir} holds "
+                         f"{'a bit' if bit else 'an index'} model")
+    cls = DPLM2BitLM if bit else DPLM2LM
+    model = cls.from_pretrained(init_dir, attn_implementation=cfg.init.model.attn_implementation)
     apply_lora(model, cfg.lora, seed=cfg.train.seed)
     train_set = load_proteins(shards, cfg.data.train_split)
     valid_set = load_proteins(shards, cfg.data.valid_split) or train_set[: cfg.data.val_max_samples]
@@ -220,7 +335,7 @@ def build_trainer(
     model_dir = Path(model_dir) if model_dir is not None else Path(out_dir) / "model"
     return Trainer(
         model,
-        loss_fn(cfg.diffusion),
+        loss_fn(cfg.diffusion, cfg.self_mixup, cfg.bit_loss_ignore_index_bug),
         batches,
         cfg.train,
         out_dir,
