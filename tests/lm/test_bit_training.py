@@ -115,3 +115,51 @@ def test_self_mixup_loss_trains_both_objectives():
     from dplm2.lm.train import diffusion_loss
 
     torch.testing.assert_close(a, diffusion_loss(model, b)[0])
+
+
+def test_bit_warm_start_from_esm_scratch_and_bit_checkpoint(tmp_path):
+    import json
+
+    from dplm2.lm.official import load_lm
+    from dplm2.lm.warm_start import InitConfig, warm_start
+
+    from .test_warm_start import _source
+
+    src = _source(tmp_path, tied=True)
+    out = warm_start(InitConfig(source=str(tmp_path / "src"), seed=3), tmp_path / "init",
+                     objective="bit")
+    model = load_lm(out)
+    assert isinstance(model, bit.DPLM2BitLM)
+    assert json.loads((out / "init.json").read_text())["objective"] == "bit"
+    # the ESM body and the 33-id head come from the source (the reference's train_from_dplm)
+    s, o = src.state_dict(), model.net.state_dict()
+    for k in ("esm.encoder.layer.1.attention.self.query.weight", "lm_head.dense.weight",
+              "lm_head.bias", "esm.embeddings.word_embeddings.weight"):
+        assert torch.equal(s[k], o[k]), k
+    assert torch.equal(o["lm_head.decoder.weight"], s["esm.embeddings.word_embeddings.weight"])
+    scratch = warm_start(InitConfig(), tmp_path / "scratch", objective="bit")
+    assert bit.is_bit_folder(scratch)
+    again = warm_start(InitConfig(source=str(scratch)), tmp_path / "again", objective="bit")
+    a, b = load_lm(scratch).state_dict(), load_lm(again).state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_train_lm_bit_objective_runs(tmp_path):
+    from dplm2.lm.train import LMConfig, train_lm
+    from dplm2.lm.warm_start import warm_start
+
+    from .helpers import write_token_shard
+
+    cfg = LMConfig.from_dict({
+        "objective": "bit", "self_mixup": True,
+        "init": {"model": {"hidden_size": 32, "num_layers": 1, "num_heads": 2,
+                           "intermediate_size": 64}},
+        "lora": {"enabled": False},
+        "data": {"max_tokens": 256, "max_length": 64},
+        "train": {"max_steps": 3, "val_every": 3, "ckpt_every": 3, "log_every": 1},
+    })
+    init = warm_start(cfg.init, tmp_path / "init", objective="bit")
+    shard = write_token_shard(proteins(n=4, length=20), tmp_path / "tokens.parquet")
+    last = train_lm(cfg, init, [shard], tmp_path / "run")
+    assert np.isfinite(last["loss"])
+    assert bit.is_bit_folder(tmp_path / "run" / "model")

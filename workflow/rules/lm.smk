@@ -79,7 +79,8 @@ rule warm_start:
     params:
         code=code_version("lm"),
         # only the init keys: changing training settings never re-runs the warm start
-        cfg=json.dumps({"init": config["lm"].get("init", {})}, sort_keys=True),
+        cfg=json.dumps({"init": config["lm"].get("init", {}),
+                        "objective": config["lm"].get("objective", "index")}, sort_keys=True),
         out_dir=lambda wc, output: os.path.dirname(output[0]),
     shell:
         "dplm2 lm warm-start --out {params.out_dir:q} --params {params.cfg:q} > {log:q} 2>&1"

@@ -102,13 +102,15 @@ def bit_esm_config(hidden_size: int, num_layers: int, num_heads: int, intermedia
     """``EsmConfig`` of a bit network (33-token embedding), marked :data:`BIT_KEY`."""
     from transformers import EsmConfig
 
+    kw = dict(emb_layer_norm_before=False, layer_norm_eps=1e-5)
+    kw.update(extra)
     cfg = EsmConfig(
         vocab_size=N_AA, hidden_size=hidden_size, num_hidden_layers=num_layers,
         num_attention_heads=num_heads, intermediate_size=intermediate_size,
         hidden_dropout_prob=float(dropout), attention_probs_dropout_prob=float(dropout),
         max_position_embeddings=max_position_embeddings, position_embedding_type="rotary",
-        pad_token_id=PAD, mask_token_id=MASK, token_dropout=False, emb_layer_norm_before=False,
-        layer_norm_eps=1e-5, tie_word_embeddings=False, **extra,
+        pad_token_id=PAD, mask_token_id=MASK, token_dropout=False, tie_word_embeddings=False,
+        **kw,
     )
     return mark_bit(cfg, token_dropout_passes)
 

@@ -72,7 +72,7 @@ def cmd_warm_start(args: argparse.Namespace) -> int:
     from dplm2.lm.warm_start import warm_start
 
     cfg = _config(args.params)
-    warm_start(cfg.init, args.out)
+    warm_start(cfg.init, args.out, objective=cfg.objective)
     return 0
 
 

@@ -142,7 +142,7 @@ def bit_diffusion_loss(
         weight = w[:, None].expand_as(sel)[sel]
         n = max(int(sel.sum()), 1)
         losses.append((weight * ce).sum() / n)
-        metrics[f"loss_{name}"] = float(losses[-1])
+        metrics[f"loss_{name}"] = float(losses[-1].detach())
         metrics[f"nll_full_{name}"] = float(ce.detach().sum() / n)
         metrics[f"masked_{name}"] = float(sel.sum())
     with torch.no_grad():

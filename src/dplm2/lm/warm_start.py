@@ -156,16 +156,76 @@ def build_network(cfg: InitConfig):
     return net
 
 
-def warm_start(cfg: InitConfig, out_dir: str | os.PathLike) -> Path:
-    """Build the initial model and write ``out_dir`` (config.json, model.safetensors, vocab,
-    ``init.json`` provenance) atomically."""
-    model = DPLM2LM(build_network(cfg))
+def build_bit_model(cfg: InitConfig):
+    """The DPLM-2 Bit model described by ``cfg`` (``lm.objective: bit``), as the reference's
+    ``get_net_dplm2_bit``: from scratch (``source`` null), or the ESM body and 33-id head of
+    an ESM-family checkpoint (DPLM / ESM2: the reference's ``train_from_dplm``, loaded with
+    ``strict=False``) with a new structure head, ``quant2emb`` and special vectors, or a bit
+    checkpoint (ours or released) as it is."""
+    from transformers import EsmForMaskedLM
+
+    from dplm2.lm import bit
+
+    attn = cfg.model.attn_implementation
+    torch.manual_seed(cfg.seed)
+    if cfg.source is None:
+        log.warning("LM WARM START: no source checkpoint: building a %d-layer, %d-wide DPLM-2 "
+                    "Bit model FROM SCRATCH.", cfg.model.num_layers, cfg.model.hidden_size)
+        m = cfg.model
+        passes = 2 if cfg.token_dropout_passes is None else cfg.token_dropout_passes
+        net = bit.EsmForDPLM2Bit(bit.bit_esm_config(
+            m.hidden_size, m.num_layers, m.num_heads, m.intermediate_size, dropout=m.dropout,
+            max_position_embeddings=m.max_position_embeddings, token_dropout_passes=passes))
+        net.set_attn_implementation(attn)
+        return bit.DPLM2BitLM(net)
+    source = str(cfg.source)
+    if Path(source).is_dir() and (Path(source) / "config.json").is_file():
+        raw = json.loads((Path(source) / "config.json").read_text())
+        if raw.get(bit.BIT_KEY) is not None or "bit" in str(raw.get("dplm_type", "")):
+            from dplm2.lm.official import load_lm
+
+            return load_lm(source).train()
+    try:
+        src = EsmForMaskedLM.from_pretrained(source, attn_implementation=attn)
+    except OSError as exc:
+        raise FileNotFoundError(f"{source}: cannot load an ESM checkpoint ({exc})") from exc
+    if src.config.vocab_size != N_AA:
+        raise ValueError(f"{source}: a bit model starts from a {N_AA}-token ESM-family "
+                         f"checkpoint (or a bit one), got vocab_size {src.config.vocab_size}")
+    passes = cfg.token_dropout_passes
+    if passes is None:
+        passes = reference_passes(src.config)
+    c = src.config
+    net = bit.EsmForDPLM2Bit(bit.bit_esm_config(
+        c.hidden_size, c.num_hidden_layers, c.num_attention_heads, c.intermediate_size,
+        dropout=cfg.model.dropout, max_position_embeddings=c.max_position_embeddings,
+        token_dropout_passes=passes, layer_norm_eps=c.layer_norm_eps,
+        emb_layer_norm_before=bool(getattr(c, "emb_layer_norm_before", False) or False)))
+    state = {k: v for k, v in src.state_dict().items() if k.startswith(("esm.", "lm_head."))}
+    if embeddings_tied(src):
+        state["lm_head.decoder.weight"] = state["esm.embeddings.word_embeddings.weight"].clone()
+    missing, unexpected = net.load_state_dict(state, strict=False)
+    assert not any(k.startswith(("esm.encoder", "lm_head.")) for k in missing), missing
+    net.set_attn_implementation(attn)
+    log.info("bit model warm-started from %s; new: %s", source,
+             sorted({k.split(".")[0] for k in missing}))
+    return bit.DPLM2BitLM(net)
+
+
+def warm_start(cfg: InitConfig, out_dir: str | os.PathLike, objective: str = "index") -> Path:
+    """Build the initial model (``objective`` index: DPLM-2, bit: DPLM-2 Bit) and write
+    ``out_dir`` (config.json, model.safetensors, vocab, ``init.json`` provenance)
+    atomically."""
+    if objective not in ("index", "bit"):
+        raise ValueError(f"objective must be index|bit, got {objective!r}")
+    model = build_bit_model(cfg) if objective == "bit" else DPLM2LM(build_network(cfg))
     out = Path(out_dir)
     with atomic_path(out, is_dir=True) as tmp:
         model.save_pretrained(tmp)
         record = {
             "source": cfg.source,
             "from_scratch": cfg.source is None,
+            "objective": objective,
             "seed": cfg.seed,
             "parameters": model.num_parameters(),
             "token_dropout_passes": int(getattr(model.config, TOKEN_DROPOUT_PASSES, 0) or 0),
