@@ -142,6 +142,8 @@ class EsmForDPLM2Bit(nn.Module):
     special vectors standard normal.
     """
 
+    base_model_prefix = "esm"  # read by peft/transformers when LoRA is injected
+
     def __init__(self, config) -> None:
         super().__init__()
         from transformers.models.esm.modeling_esm import EsmLMHead, EsmModel

@@ -1,6 +1,11 @@
 """LoRA through peft (spec §4): rank 16, alpha 32, dropout 0.1 on every block's attention
 query/key/value/output dense and feed-forward dense layers; embeddings and LM head fully
 trained (``modules_to_save``). ``enabled: false`` trains every parameter instead.
+
+A DPLM-2 Bit model (``lm.objective: bit``) has modules of its own that no pretrained body
+holds: the structure head, ``quant2emb`` and the learned ``<cls/eos/mask_struct>`` vectors.
+They are always trained fully beside LoRA (:data:`BIT_MODULES_TO_SAVE`,
+:data:`BIT_PARAMETERS`), whatever ``modules_to_save`` says.
 """
 
 from __future__ import annotations
@@ -20,6 +25,12 @@ TARGET_REGEX = (
     r".*encoder\.layer\.\d+\.(attention\.self\.(query|key|value)|attention\.output\.dense"
     r"|intermediate\.dense|output\.dense)"
 )
+
+
+# A bit network's own modules (dplm2.lm.bit.EsmForDPLM2Bit), trained fully under LoRA; the
+# three special vectors are bare parameters, which peft's modules_to_save cannot wrap.
+BIT_MODULES_TO_SAVE = ("lm_head_struct", "quant2emb")
+BIT_PARAMETERS = ("struct_bos_emb", "struct_eos_emb", "struct_mask_emb")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,12 +74,16 @@ def apply_lora(model, cfg: LoraConfig, seed: int = 0):
         log.info("LoRA: untying the input embedding and LM head (trained as separate copies)")
         untie_embeddings(net)
 
+    bit = bool(getattr(model, "is_bit", False))
+    to_save = list(cfg.modules_to_save)
+    if bit:
+        to_save += [m for m in BIT_MODULES_TO_SAVE if m not in to_save]
     peft_cfg = PeftLoraConfig(
         r=cfg.rank,
         lora_alpha=cfg.alpha,
         lora_dropout=float(cfg.dropout),
         target_modules=TARGET_REGEX,
-        modules_to_save=list(cfg.modules_to_save),
+        modules_to_save=to_save,
         bias="none",
     )
     import torch
@@ -77,6 +92,9 @@ def apply_lora(model, cfg: LoraConfig, seed: int = 0):
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         peft_model = get_peft_model(net, peft_cfg)  # modifies ``net`` in place
+    if bit:
+        for name in BIT_PARAMETERS:
+            getattr(net, name).requires_grad_(True)
     object.__setattr__(model, "_peft", peft_model)
     log.info(
         "LoRA r=%d alpha=%s: %d trainable of %d parameters",
@@ -87,10 +105,8 @@ def apply_lora(model, cfg: LoraConfig, seed: int = 0):
 
 def merged_copy(model):
     """A copy of ``model`` with LoRA merged into the base weights (``model`` is unchanged)."""
-    from dplm2.lm.model import DPLM2LM
-
     if getattr(model, "_peft", None) is None:
         return model
     clone = copy.deepcopy(model)  # the memo keeps clone._peft and clone.net pointing together
     net = clone._peft.merge_and_unload()
-    return DPLM2LM(net)
+    return type(model)(net)  # DPLM2LM or DPLM2BitLM
