@@ -13,7 +13,7 @@ import torch
 
 from dplm2.lm.data import Protein
 from dplm2.lm.sampling import SamplerConfig, iterative_unmask
-from dplm2.lm.vocab import MASK, STRUCT_MASK, DPLM2Vocab
+from dplm2.lm.vocab import MASK, N_CODES, STRUCT_MASK, STRUCT_OFFSET, DPLM2Vocab
 
 
 def task_inputs(
@@ -50,6 +50,25 @@ def one_shot_accuracy(model, proteins: Sequence[Protein], task: str) -> float:
     pred = pred.cpu()
     model.train(was_training)
     return _accuracy(pred, inputs, clean)
+
+
+@torch.no_grad()
+def one_shot_bit_accuracy(model, proteins: Sequence[Protein]) -> float:
+    """One-shot folding accuracy per structure bit: the fraction of the 13 LFQ bits (most
+    significant first, :func:`dplm2.lm.bit.tokens_to_bits`) of every masked structure
+    position that the one-shot argmax prediction gets right. For a DPLM-2 Bit model this is
+    what its heads predict; a token is right only when all 13 of its bits are."""
+    from dplm2.lm.bit import tokens_to_bits
+
+    was_training = model.training
+    model.eval()
+    inputs, clean = task_inputs(proteins, "folding")
+    device = next(model.parameters()).device
+    pred, _ = iterative_unmask(model, inputs.to(device), SamplerConfig(max_iter=1))
+    model.train(was_training)
+    gen = (inputs == STRUCT_MASK) & (clean >= STRUCT_OFFSET) & (clean < STRUCT_OFFSET + N_CODES)
+    pred = pred.cpu()[gen].clamp(STRUCT_OFFSET, STRUCT_OFFSET + N_CODES - 1)
+    return float((tokens_to_bits(pred) == tokens_to_bits(clean[gen])).float().mean())
 
 
 @torch.no_grad()
@@ -91,6 +110,8 @@ def memorise(
     seed: int = 0,
     sampler: SamplerConfig | None = None,
     time_limit_s: float | None = None,
+    objective: str = "index",
+    bit_loss_ignore_index_bug: bool = False,
 ) -> list[dict]:
     """Train a from-scratch LM on ``proteins`` (every protein in every step, tasks split over
     the batch as ``task_split`` says) until one-shot folding and inverse-folding accuracy both
@@ -105,7 +126,11 @@ def memorise(
     every batch that many times (each copy with its own task and noise; with 4 proteins and
     ``repeats=4`` every step has 4 rows of each task).
     ``time_limit_s`` ends the run at the first evaluation after that much wall time.
-    Returns one row per evaluation: step, wall_s, fold_acc, inv_acc (+ sampler accuracies).
+    ``objective``: ``index`` (DPLM-2) or ``bit`` (DPLM-2 Bit, :mod:`dplm2.lm.bit`, trained with
+    the bit loss; ``bit_loss_ignore_index_bug`` as ``lm.bit_loss_ignore_index_bug``).
+    Returns one row per evaluation: step, wall_s, fold_acc, inv_acc, fold_bit_acc
+    (:func:`one_shot_bit_accuracy`) (+ sampler accuracies). ``target`` applies to the token
+    accuracies fold_acc and inv_acc.
     """
     import time
 
@@ -131,7 +156,14 @@ def memorise(
     )
     init = InitConfig.from_dict({"seed": seed, "model": model or {},
                                  "token_dropout_passes": token_dropout_passes})
-    net = DPLM2LM(build_network(init))
+    if objective == "bit":
+        from dplm2.lm.warm_start import build_bit_model
+
+        net = build_bit_model(init)
+    elif objective == "index":
+        net = DPLM2LM(build_network(init))
+    else:
+        raise ValueError(f"objective must be index|bit, got {objective!r}")
     apply_lora(net, LoraConfig(enabled=False))
     diffusion = DiffusionConfig(weighting=weighting, softmax=softmax, task_split=task_split)
     batches = BatchSource(rows, data, diffusion, seed)
@@ -144,6 +176,7 @@ def memorise(
             "wall_s": time.time() - t0,
             "fold_acc": one_shot_accuracy(m, proteins, "folding"),
             "inv_acc": one_shot_accuracy(m, proteins, "inverse_folding"),
+            "fold_bit_acc": one_shot_bit_accuracy(m, proteins),
         }
         if sampler is not None:
             row["fold_acc_sampler"] = sampler_accuracy(m, proteins, "folding", sampler, seed)
@@ -155,7 +188,8 @@ def memorise(
             raise TargetReached(row)
         return row
 
-    trainer = Trainer(net, loss_fn(diffusion), batches, train, out_dir, val_fn=val_fn, desc="memorise")
+    loss = loss_fn(diffusion, bit_loss_ignore_index_bug=bit_loss_ignore_index_bug)
+    trainer = Trainer(net, loss, batches, train, out_dir, val_fn=val_fn, desc="memorise")
     try:
         trainer.fit()
     except TargetReached:
