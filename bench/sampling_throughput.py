@@ -16,6 +16,7 @@ Usage::
 
     python bench/sampling_throughput.py --length 100 --max-iter 50 --n 8 --batch-size 8
     python bench/sampling_throughput.py --before c407e57 --length 100 --max-iter 50 --n 8
+    python bench/sampling_throughput.py --objective both --length 100 --max-iter 50 --n 8
     python bench/sampling_throughput.py --lm results/lm/model --tokenizer results/tokenizer \
         --length 200 --max-iter 100 --n 16 --out results/bench/sampling_throughput.json
 """
@@ -45,7 +46,15 @@ def build_model(args):
 
     device = pick_device(args.device)
     if args.lm:
-        lm = DPLM2LM.from_pretrained(args.lm)
+        from dplm2.lm.official import load_lm
+
+        lm = load_lm(args.lm)  # either objective, our layout or the released one
+    elif args.objective == "bit":
+        from dplm2.lm.bit import DPLM2BitLM, EsmForDPLM2Bit, bit_esm_config
+
+        torch.manual_seed(0)
+        lm = DPLM2BitLM(EsmForDPLM2Bit(bit_esm_config(args.hidden, args.layers, args.heads,
+                                                      4 * args.hidden)))
     else:
         torch.manual_seed(0)
         cfg = ModelConfig(hidden_size=args.hidden, num_layers=args.layers, num_heads=args.heads,
@@ -133,6 +142,7 @@ def measure(args) -> dict:
         "length": args.length, "max_iter": args.max_iter, "n": args.n,
         "batch_size": args.batch_size, "strategy": args.strategy, "unmasking": args.unmasking,
         "model": str(args.lm) if args.lm else f"random hidden={args.hidden} layers={args.layers}",
+        "objective": "bit" if getattr(lm, "is_bit", False) else "index",
         "parameters": sum(q.numel() for q in lm.parameters()),
         "device": str(device), "threads": torch.get_num_threads(), "cpu": platform.processor(),
         "batched_s": round(batched, 3), "single_s": round(single, 3),
@@ -182,6 +192,9 @@ def main(argv=None) -> int:
     p.add_argument("--hidden", type=int, default=128)
     p.add_argument("--layers", type=int, default=4)
     p.add_argument("--heads", type=int, default=4)
+    p.add_argument("--objective", choices=("index", "bit", "both"), default="index",
+                   help="random model's kind: DPLM-2 (index), DPLM-2 Bit (13 bit heads), or "
+                        "both in one run with their ratio")
     p.add_argument("--device", default="auto")
     p.add_argument("--threads", type=int, default=0)
     p.add_argument("--out", type=Path, help="JSON file for the result")
@@ -191,7 +204,18 @@ def main(argv=None) -> int:
     logging.basicConfig(level=logging.WARNING)
     if args.threads:
         torch.set_num_threads(args.threads)
-    result = measure(args)
+    if args.objective == "both":
+        if args.lm or args.before:
+            p.error("--objective both compares two random models: no --lm, no --before")
+        index = measure(argparse.Namespace(**{**vars(args), "objective": "index"}))
+        bit = measure(argparse.Namespace(**{**vars(args), "objective": "bit"}))
+        result = {"index": index, "bit": bit,
+                  "ratio_bit_over_index_batched": round(
+                      bit["batched_proteins_per_s"] / index["batched_proteins_per_s"], 2),
+                  "ratio_bit_over_index_single": round(
+                      bit["single_proteins_per_s"] / index["single_proteins_per_s"], 2)}
+    else:
+        result = measure(args)
     if args.json_only:
         print(json.dumps(result))
         return 0
@@ -201,6 +225,7 @@ def main(argv=None) -> int:
                 args.unmasking, "--hidden", args.hidden, "--layers", args.layers, "--heads",
                 args.heads, "--device", args.device, "--threads", args.threads]
         same += ["--lm", args.lm] if args.lm else []
+        same += ["--objective", "bit"] if args.objective == "bit" else []
         same += ["--tokenizer", args.tokenizer] if args.tokenizer else []
         before = measure_at(args.before, [str(a) for a in same])
         result = {"after": result, "before": {"ref": args.before, **before},

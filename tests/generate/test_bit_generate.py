@@ -56,3 +56,14 @@ def test_bit_lm_refuses_a_tokenizer_of_other_width(bit_models):
     lm, _, tok6 = bit_models
     with pytest.raises(ValueError, match="13-bit"):
         Runtime.load(lm, tok6, device="cpu")
+
+
+@pytest.mark.parametrize("task", ["sequence", "backbone"])
+def test_bit_lm_refuses_one_half_tasks_before_sampling(bit_models, tmp_path, caplog, task):
+    lm, tok, _ = bit_models
+    code = dplm2_main(["generate", task, "--lm", str(lm), "--tokenizer", str(tok), "--out",
+                       str(tmp_path / "out"), "--device", "cpu", "--params",
+                       json.dumps({task: {"lengths": [10], "samples_per_length": 1}})])
+    assert code == 2
+    assert f"cannot run {task}: " in caplog.text
+    assert not (tmp_path / "out").exists()

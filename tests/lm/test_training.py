@@ -21,7 +21,8 @@ from .helpers import demo_proteins, write_token_shard
 TINY = {"hidden_size": 32, "num_layers": 2, "num_heads": 2, "intermediate_size": 64}
 
 
-def _setup(tmp_path: Path, lora: bool = True, steps: int = 6) -> tuple[dict, Path, Path]:
+def _setup(tmp_path: Path, lora: bool = True, steps: int = 6,
+           **extra) -> tuple[dict, Path, Path]:
     ps = demo_proteins(6)  # full-length real chains: cropping + token-budget batching at work
     shard = write_token_shard(ps[:5], tmp_path / "tokens-00000-of-00002.parquet")
     write_token_shard(ps[5:], tmp_path / "tokens-00001-of-00002.parquet", split="valid")
@@ -31,8 +32,10 @@ def _setup(tmp_path: Path, lora: bool = True, steps: int = 6) -> tuple[dict, Pat
         "data": {"max_length": 90, "min_crop_length": 60, "max_tokens": 200, "max_batch_size": 8},
         "train": {"max_steps": steps, "lr": 1e-3, "warmup_steps": 2, "ckpt_every": 3,
                   "val_every": 3, "seed": 7},
+        **extra,
     }
-    init = warm_start(LMConfig.from_dict(params).init, tmp_path / "init")
+    cfg = LMConfig.from_dict(params)
+    init = warm_start(cfg.init, tmp_path / "init", objective=cfg.objective)
     return params, init, tmp_path
 
 
@@ -70,8 +73,10 @@ def test_resume_gives_same_trajectory(tmp_path):
 
 
 @pytest.mark.slow
-def test_ddp_two_processes_identical_parameters(tmp_path):
-    params, init, d = _setup(tmp_path, lora=False, steps=3)
+@pytest.mark.parametrize("extra", [{}, {"objective": "bit", "self_mixup": True}],
+                         ids=["index", "bit-self-mixup"])
+def test_ddp_two_processes_identical_parameters(tmp_path, extra):
+    params, init, d = _setup(tmp_path, lora=False, steps=3, **extra)
     shards = sorted(d.glob("tokens-*.parquet"))
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     cmd = [
@@ -88,6 +93,9 @@ def test_ddp_two_processes_identical_parameters(tmp_path):
     assert all(torch.equal(r0[k], r1[k]) for k in r0)
     assert not torch.equal(r0["net.esm.encoder.layer.0.attention.self.query.weight"],
                            start["esm.encoder.layer.0.attention.self.query.weight"])
+    if extra:  # the bit model's own modules train under DDP too
+        heads = [k for k in r0 if "struct" in k or "quant2emb" in k]
+        assert heads and any(not torch.equal(r0[k], start[k.removeprefix("net.")]) for k in heads)
 
 
 def test_cli_warm_start_train_export(tmp_path):

@@ -51,3 +51,29 @@ def test_released_bit_lm_dry_run(tmp_path):
     (job,) = [b for b in text.split("\n\n") if "rule import_released_lm:" in b]
     (inputs,) = [ln for ln in job.splitlines() if ln.strip().startswith("input:")]
     assert str(src / "model.safetensors") in inputs and str(src / "config.json") in inputs, job
+
+
+def test_bit_lm_skips_the_tasks_it_refuses_while_planning(tmp_path):
+    """Default generate/evaluate tasks with a bit LM (released folder, or lm.objective: bit
+    trained here): sequence, backbone and ss_cogen are left out with a warning naming why;
+    asking for one of them explicitly stops the planning with a clear error."""
+    from tests.lm.helpers import write_official_bit
+    from tests.workflow.test_released import run_snakemake
+
+    src = tmp_path / "dplm2_bit_tiny"
+    write_official_bit(src)
+    every = ["cogen", "sequence", "backbone", "folding", "inverse_folding", "ss_cogen"]
+    for released, lm in (({"lm": str(src), "tokenizer": None}, {}),
+                         (None, {"objective": "bit"})):
+        cfg = _config(tmp_path, released, generate={"tasks": every},
+                      evaluate={"tasks": ["cogen", "ss_cogen"]}, lm=lm)
+        text = _dry_run(cfg, extra=("--quiet", "rules"))
+        jobs = job_stats(text)
+        assert {"generate_cogen", "generate_folding", "generate_inverse_folding"} <= set(jobs)
+        assert not {"generate_sequence", "generate_backbone", "generate_ss_cogen"} & set(jobs)
+        assert "skipping sequence" in text and "reads both halves" in text, text[-2000:]
+    target = str(tmp_path / "results" / "generate" / "backbone" / "samples.parquet")
+    out = run_snakemake("-n", "--configfile", str(cfg), "--", target)
+    assert out.returncode != 0
+    assert "DPLM-2 Bit model, which cannot run backbone" in out.stdout + out.stderr
+    # (an index LM plans every task: the demo's own dry runs, tests/workflow/test_snakemake.py)

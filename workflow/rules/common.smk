@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import yaml
+from snakemake.exceptions import WorkflowError
 
 
 def apply_schema_defaults(cfg, schema_path):
@@ -85,6 +86,53 @@ TOKENIZER_FILES = dict(
     tok_weights=os.path.join(TOKENIZER_DIR, "model.safetensors"),
     tok_config=os.path.join(TOKENIZER_DIR, "config.json"),
 )
+
+
+# --- what the LM can serve: a DPLM-2 Bit model refuses some generation tasks -----------------
+# Decided while planning from the LM's config.json (dplm2.lm.objective, standard library only):
+# the released source (folder, or a hub id already in the local cache; otherwise its import,
+# once done) or, for the LM trained here, config lm.objective.
+try:
+    from dplm2.lm.objective import BIT_REFUSED_TASKS, config_objective, source_objective
+except ImportError:  # Snakemake run from an environment without the package installed
+    import sys
+
+    sys.path.insert(0, str(SRC.parent))
+    from dplm2.lm.objective import BIT_REFUSED_TASKS, config_objective, source_objective
+
+
+def _lm_objective():
+    if not RELEASED_LM:
+        return config["lm"].get("objective", "index")
+    found = source_objective(RELEASED_LM)
+    imported = Path(LM_DIR) / "config.json"
+    if found is None and imported.is_file():
+        found = config_objective(json.loads(imported.read_text()))
+    return found or "index"  # unknown until imported: a bit model then fails at run time
+
+
+LM_OBJECTIVE = _lm_objective()
+
+
+def lm_serves(task):
+    """False for a generation task the workflow's LM cannot run (a bit model's refusals)."""
+    return not (LM_OBJECTIVE == "bit" and task in BIT_REFUSED_TASKS)
+
+
+def lm_refusal(task):
+    """Input function of a generation rule: a clear planning error when the LM is a bit model
+    that refuses ``task`` (the rule is only evaluated when some target needs it)."""
+
+    def check(wildcards):
+        if not lm_serves(task):
+            raise WorkflowError(
+                f"generate_{task}: the LM ({RELEASED_LM or 'lm.objective: bit'}) is a DPLM-2 Bit "
+                f"model, which cannot run {task}: {BIT_REFUSED_TASKS[task]}. Remove {task} from "
+                "generate.tasks / evaluate.tasks or use a DPLM-2 (index) model."
+            )
+        return []
+
+    return check
 
 
 def released_source_files(source, names):

@@ -24,7 +24,7 @@ def eval_samples(task):
 
 
 # Tasks evaluated: those configured whose samples table some generate rule produces.
-EVAL_TASKS = [t for t in EVAL.get("tasks", []) if _produced_by_a_rule(eval_samples(t))]
+EVAL_TASKS = [t for t in EVAL.get("tasks", []) if _produced_by_a_rule(eval_samples(t)) and lm_serves(t)]
 
 
 def eval_chain_shards():

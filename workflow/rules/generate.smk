@@ -13,7 +13,13 @@
 import json
 import os
 
-GEN_TASKS = config["generate"].get("tasks", ["cogen", "folding", "inverse_folding", "scaffold"])
+GEN_TASKS = [t for t in config["generate"]["tasks"] if lm_serves(t)]
+if len(GEN_TASKS) < len(config["generate"]["tasks"]):
+    logger.warning(
+        "generate.tasks: skipping "
+        + ", ".join(f"{t} ({BIT_REFUSED_TASKS[t]})" for t in config["generate"]["tasks"] if not lm_serves(t))
+        + ": the LM is a DPLM-2 Bit model"
+    )
 GEN_N_SHARDS = int(config.get("process", {}).get("n_shards", 2))
 GEN_SHARDS = [f"{i:05d}-of-{GEN_N_SHARDS:05d}" for i in range(GEN_N_SHARDS)]
 
@@ -76,6 +82,7 @@ rule generate_cogen:
 
 rule generate_sequence:
     input:
+        bit_model_check=lm_refusal("sequence"),
         **GEN_MODELS,
     output:
         samples=res("generate", "sequence", "samples.parquet"),
@@ -106,6 +113,7 @@ rule generate_sequence:
 
 rule generate_backbone:
     input:
+        bit_model_check=lm_refusal("backbone"),
         **GEN_MODELS,
     output:
         samples=res("generate", "backbone", "samples.parquet"),
@@ -261,6 +269,7 @@ rule ss_table:
 
 rule generate_ss_cogen:
     input:
+        bit_model_check=lm_refusal("ss_cogen"),
         **GEN_MODELS,
         table=res("generate", "ss_table.parquet"),
     output:

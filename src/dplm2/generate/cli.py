@@ -96,6 +96,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     from dplm2.generate.config import GenerateConfig
     from dplm2.generate.outputs import Provenance, write_task_outputs
     from dplm2.generate.runtime import Runtime
+    from dplm2.lm.objective import BIT_REFUSED_TASKS
 
     t0 = time.time()
     if args.threads:
@@ -106,6 +107,9 @@ def cmd_generate(args: argparse.Namespace) -> int:
     out: Path = args.out
     ss_cfg = _ss_cogen_config(args, cfg.ss_cogen) if task == "ss_cogen" else None  # fail before loading
     rt = Runtime.load(args.lm, args.tokenizer, args.device)
+    if getattr(rt.lm, "is_bit", False) and task in BIT_REFUSED_TASKS:
+        raise ValueError(f"{args.lm}: a DPLM-2 Bit model cannot run {task}: "
+                         f"{BIT_REFUSED_TASKS[task]}")
     log.info("%s: LM %s, tokenizer %s, code %s, device %s, seed %d", task, rt.lm_hash,
              rt.tokenizer_hash, rt.code_hash, rt.device, seed)
     kw = dict(seed=seed, batch_size=cfg.batch_size, decode_batch_size=cfg.decode_batch_size)

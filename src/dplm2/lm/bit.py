@@ -47,6 +47,7 @@ from dplm2.lm.model import (
     _active,
     official_token_dropout,
 )
+from dplm2.lm.objective import BIT_DPLM_TYPE, BIT_KEY
 from dplm2.lm.vocab import (
     LAYOUT_FILE,
     MASK,
@@ -63,16 +64,11 @@ log = logging.getLogger(__name__)
 
 N_BITS = 13  #: LFQ bits per structure code (2 ** 13 = 8192 codes)
 assert 2**N_BITS == N_CODES
-#: Config attribute marking a bit model of this project: ``{"codebook_bits": 13}``.
-BIT_KEY = "dplm2_bit"
-#: Released layout (the reference's registry name and class).
-BIT_DPLM_TYPE = "dplm2_bit_esm"
+#: Released layout's class name (its registry name and our config marker: dplm2.lm.objective).
 BIT_ARCHITECTURE = "EsmForDPLM2Bit"
 #: Amino-acid ids the reference's bit decoding allows: ``logits[..., :4]`` and
 #: ``logits[..., 24:]`` are set to -inf, leaving the 20 standard residues (ids 4..23).
 BIT_AA_ALLOWED = slice(4, 24)
-#: Objectives of ``lm.objective``.
-OBJECTIVES = ("index", "bit")
 
 
 def _weights(device) -> torch.Tensor:

@@ -51,8 +51,10 @@ class LMConfig(StageConfig):
     def __post_init__(self) -> None:
         from dplm2.config import ConfigError
 
-        if self.objective not in ("index", "bit"):
-            raise ConfigError(f"lm.objective must be index|bit, got {self.objective!r}")
+        from dplm2.lm.objective import OBJECTIVES
+
+        if self.objective not in OBJECTIVES:
+            raise ConfigError(f"lm.objective must be {'|'.join(OBJECTIVES)}, got {self.objective!r}")
 
 
 def diffusion_loss(

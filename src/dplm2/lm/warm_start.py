@@ -40,6 +40,7 @@ from dplm2.lm.model import (
     embeddings_tied,
     mark_dplm2,
 )
+from dplm2.lm.objective import OBJECTIVES
 from dplm2.lm.vocab import N_AA, VOCAB_SIZE
 
 log = logging.getLogger(__name__)
@@ -216,8 +217,8 @@ def warm_start(cfg: InitConfig, out_dir: str | os.PathLike, objective: str = "in
     """Build the initial model (``objective`` index: DPLM-2, bit: DPLM-2 Bit) and write
     ``out_dir`` (config.json, model.safetensors, vocab, ``init.json`` provenance)
     atomically."""
-    if objective not in ("index", "bit"):
-        raise ValueError(f"objective must be index|bit, got {objective!r}")
+    if objective not in OBJECTIVES:
+        raise ValueError(f"objective must be {'|'.join(OBJECTIVES)}, got {objective!r}")
     model = build_bit_model(cfg) if objective == "bit" else DPLM2LM(build_network(cfg))
     out = Path(out_dir)
     with atomic_path(out, is_dir=True) as tmp:
