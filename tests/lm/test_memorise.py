@@ -28,7 +28,7 @@ import torch
 from dplm2.lm.probe import memorise
 
 
-@pytest.mark.slow
+@pytest.mark.long
 def test_memorises_four_real_chains(tmp_path, tokenized4):
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
