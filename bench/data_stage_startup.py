@@ -44,7 +44,10 @@ def one_job(src: Path) -> dict:
         code = JOB.format(structure=str(STRUCTURE))
         t0 = time.perf_counter()
         pid = os.fork()
-        if pid == 0:  # the child execs python so its rusage is its own
+        if pid == 0:  # the child execs python so its rusage is its own; its output is not ours
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, 1)
+            os.dup2(devnull, 2)
             os.execve(sys.executable, [sys.executable, "-c", code, tmp], env)
         _, status, usage = os.wait4(pid, 0)
         wall = time.perf_counter() - t0
