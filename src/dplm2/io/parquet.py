@@ -7,8 +7,10 @@ used.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -48,16 +50,36 @@ def write_parquet(
     at = table.to_arrow() if isinstance(table, pl.DataFrame) else table
     if schema is not None:
         at = at.select(schema.names).cast(schema)
-    kv = dict(at.schema.metadata or {})
-    meta = {"version": __version__, **(metadata or {})}
-    for key, value in meta.items():
-        kv[(META_PREFIX + key).encode()] = (
-            value if isinstance(value, str) else json.dumps(value, sort_keys=True, default=str)
-        ).encode()
-    at = at.replace_schema_metadata(kv)
+    at = at.replace_schema_metadata(_with_metadata(at.schema, metadata))
     with atomic_path(path) as tmp:
         pq.write_table(at, tmp, compression="zstd")
     return Path(path)
+
+
+def _with_metadata(schema: pa.Schema, metadata: dict[str, Any] | None) -> dict[bytes, bytes]:
+    """``schema``'s key-value metadata plus ``dplm2.version`` and ``metadata`` as
+    ``dplm2.<key>`` (JSON unless a string)."""
+    kv = dict(schema.metadata or {})
+    for key, value in {"version": __version__, **(metadata or {})}.items():
+        kv[(META_PREFIX + key).encode()] = (
+            value if isinstance(value, str) else json.dumps(value, sort_keys=True, default=str)
+        ).encode()
+    return kv
+
+
+@contextlib.contextmanager
+def parquet_writer(path: str | os.PathLike, schema: pa.Schema,
+                   metadata: dict[str, Any] | None = None) -> Iterator[pq.ParquetWriter]:
+    """A Parquet file written in pieces (``writer.write_table`` per row group), with the same
+    metadata and compression as :func:`write_parquet`; it appears at ``path`` only when the
+    block ends without an error (atomic)."""
+    with atomic_path(path) as tmp:
+        writer = pq.ParquetWriter(tmp, schema.with_metadata(_with_metadata(schema, metadata)),
+                                  compression="zstd")
+        try:
+            yield writer
+        finally:
+            writer.close()
 
 
 def read_parquet_metadata(path: str | os.PathLike) -> dict[str, Any]:
@@ -80,8 +102,10 @@ def read_parquet_checked(
     path: str | os.PathLike,
     required_columns: list[str] | tuple[str, ...] = (),
     expect: dict[str, Any] | None = None,
+    columns: list[str] | tuple[str, ...] | None = None,
 ) -> pl.DataFrame:
-    """Read a Parquet file and check it is complete and what the caller expects.
+    """Read a Parquet file (only ``columns``, if given) and check it is complete and what the
+    caller expects.
 
     Raises ``ValueError`` naming the file when it is unreadable (e.g. truncated), lacks a
     required column, or its metadata disagrees with ``expect`` (e.g. a token shard made by
@@ -89,13 +113,15 @@ def read_parquet_checked(
     """
     path = Path(path)
     try:
-        df = pl.read_parquet(path)
-        meta = read_parquet_metadata(path)
+        names = pq.read_schema(path).names
+        missing = [c for c in required_columns if c not in names]
+        if not missing:
+            df = pl.read_parquet(path, columns=list(columns) if columns is not None else None)
+            meta = read_parquet_metadata(path)
     except Exception as exc:  # pyarrow/polars raise several types for corrupt files
         raise ValueError(f"{path}: not a readable Parquet file ({exc})") from exc
-    missing = [c for c in required_columns if c not in df.columns]
     if missing:
-        raise ValueError(f"{path}: missing column(s) {missing}; has {df.columns}")
+        raise ValueError(f"{path}: missing column(s) {missing}; has {names}")
     for key, want in (expect or {}).items():
         if meta.get(key) != want:
             raise ValueError(
