@@ -140,17 +140,19 @@ rule evaluate_diversity:
         "--self-consistency {input.sc} --out {output} --params {params.cfg:q} > {log} 2>&1"
 
 
-rule evaluate_novelty:
-    """Max TM-score of each sample to the training chains (pdb-TM)."""
+rule evaluate_novelty_part:
+    """Max TM-score of each sample to the training chains of one chain shard (or all: part "all")."""
     input:
         samples=res("generate", "{task}", "samples.parquet"),
-        chains=eval_chain_shards(),
+        chains=novelty_part_chains,
     output:
-        res("evaluate", "{task}", "novelty.parquet"),
+        res("evaluate", "{task}", "novelty_parts", "{part}.parquet"),
     log:
-        res("logs", "evaluate", "{task}", "novelty.log"),
+        res("logs", "evaluate", "{task}", "novelty_{part}.log"),
     benchmark:
-        res("benchmarks", "evaluate", "{task}", "novelty.tsv")
+        res("benchmarks", "evaluate", "{task}", "novelty_{part}.tsv")
+    wildcard_constraints:
+        part="all|[0-9]{5}",
     conda:
         "../../envs/torch.yaml"
     threads: 8  # one process per sample at a time; Snakemake caps it at --cores
@@ -161,9 +163,34 @@ rule evaluate_novelty:
         code=code_version("evaluate"),
         cfg=section("evaluate", "novelty"),
     shell:
-        "dplm2 evaluate novelty --task {wildcards.task} --samples {input.samples} "
+        "dplm2 evaluate novelty --part --task {wildcards.task} --samples {input.samples} "
         "--chains {input.chains} --threads {threads} --out {output} --params {params.cfg:q} "
         "> {log} 2>&1"
+
+
+rule evaluate_novelty:
+    """pdb-TM: the best of the novelty parts per sample (the same as one run over all shards)."""
+    input:
+        parts=lambda wildcards: [
+            res("evaluate", wildcards.task, "novelty_parts", f"{part}.parquet")
+            for part in NOVELTY_PARTS
+        ],
+    output:
+        res("evaluate", "{task}", "novelty.parquet"),
+    log:
+        res("logs", "evaluate", "{task}", "novelty.log"),
+    benchmark:
+        res("benchmarks", "evaluate", "{task}", "novelty.tsv")
+    conda:
+        "../../envs/torch.yaml"
+    threads: 1
+    resources:
+        mem_mb=lambda wildcards, attempt: 2000 * attempt,
+        runtime=lambda wildcards, attempt: 30 * attempt,
+    params:
+        code=code_version("evaluate"),
+    shell:
+        "dplm2 evaluate novelty-merge --parts {input.parts} --out {output} > {log} 2>&1"
 
 
 rule evaluate_motif:
