@@ -97,6 +97,7 @@ def test_local_sources_through_parse_and_gather(tmp_path, lab):
     assert af["kept"] and af["split"] == "train"
     report = (outdir / "filter_report.md").read_text()
     assert "compactness law" in report and "| lab | models |" in report.replace("| | ", "| ")
+    assert "| chains with residues removed (see `removed_residues`) | 1 | 0 | 1 |" in report
     shard = pl.read_parquet(outdir / "chains-00000-of-00001.parquet")
     assert sorted(shard["id"]) == sorted(meta.filter(pl.col("kept"))["id"])
     assert shard.filter(pl.col("id") == "lab-gfp_3.cif.gz_A")["chain_breaks"].item() == 1

@@ -98,13 +98,23 @@ def read_structure(path: str | os.PathLike, tokenize: Callable[[Chain], np.ndarr
 
 
 def expand(paths: Sequence[str | os.PathLike]) -> list[Path]:
-    """Files of ``paths``; folders contribute their FASTA / structure / Parquet files, sorted.
+    """Files of ``paths``: files as given; folders (searched recursively, hidden entries
+    skipped) and glob patterns contribute their FASTA / structure / Parquet files, sorted.
     (Not :func:`dplm2.structure.files.find_structure_files`: FASTA and Parquet count here.)"""
+    import glob
+
     out = []
     known = FASTA_SUFFIXES + STRUCTURE_SUFFIXES + (".parquet",)
     for p in map(Path, paths):
-        if p.is_dir():
-            found = sorted(f for f in p.iterdir() if f.is_file() and _suffix(f) in known)
+        if set("*?[") & set(str(p)):
+            found = sorted(Path(m) for m in glob.glob(str(p), recursive=True) if Path(m).is_file())
+            found = [f for f in found if _suffix(f) in known]
+            if not found:
+                raise FileNotFoundError(f"{p}: the pattern matches no FASTA, structure or Parquet file")
+            out += found
+        elif p.is_dir():
+            found = sorted(f for f in p.rglob("*") if f.is_file() and _suffix(f) in known
+                           and not any(x.startswith(".") for x in f.relative_to(p).parts))
             if not found:
                 raise FileNotFoundError(f"{p}: no FASTA, structure or Parquet files in this folder")
             out += found
