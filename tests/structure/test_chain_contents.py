@@ -129,3 +129,17 @@ def test_folder_with_odd_names_and_junk(tmp_path):
         find_structure_files([str(folder / "*.bcif")])
     with pytest.raises(FileNotFoundError, match="no structure files"):
         find_structure_files([folder / "sub" / ".." / "notes.txt"])
+
+
+def test_mmcif_without_entity_records(tmp_path):
+    """mmCIF written without `_entity` (some tools do): the file no longer says which residues
+    are ligands, so the peptide-bond rule cuts the trailing ions and glycines."""
+    doc = gemmi.read_structure(str(CASES / "4osx.cif.gz")).make_mmcif_document()
+    block = doc.sole_block()
+    for category in ("_entity.", "_entity_poly.", "_entity_poly_seq.", "_struct_asym."):
+        table = block.find_mmcif_category(category)
+        if table:
+            table.erase()
+    doc.write_file(str(tmp_path / "noentity.cif"))
+    got = read_entry(tmp_path / "noentity.cif").chains
+    assert [len(c) for c in got] == [300, 300] and max(c.res_ids.max() for c in got) == 308

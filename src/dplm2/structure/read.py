@@ -200,7 +200,8 @@ def _parse(path: Path, data: bytes, fmt: str) -> tuple[ResidueTable, EntryInfoRe
             bcif = pdbx.BinaryCIFFile.read(io.BytesIO(data))
             items = biotite_items(bcif.block)
             block = bcif.block
-            has_entity = "atom_site" in block and "label_entity_id" in block["atom_site"]
+            has_entity = ("atom_site" in block and "label_entity_id" in block["atom_site"]
+                          and "entity" in block and "type" in block["entity"])
             extra = ["b_factor", "occupancy"] + (["label_entity_id"] if has_entity else [])
             atoms = pdbx.get_structure(bcif, model=1, altloc="all", extra_fields=extra)
         except Exception as exc:  # msgpack/biotite raise many types for junk input
@@ -223,7 +224,8 @@ def _parse(path: Path, data: bytes, fmt: str) -> tuple[ResidueTable, EntryInfoRe
     table = from_gemmi(structure)
     if fmt == "cif":
         items = gemmi_items(block)
-        has_entity = len(block.find_loop("_atom_site.label_entity_id")) > 0
+        has_entity = (len(block.find_loop("_atom_site.label_entity_id")) > 0
+                      and len(block.find_values("_entity.type")) > 0)
         return table, lambda chains: cif_header_info(items, len(chains)), has_entity
     lines = text.splitlines()
     has_ter = any(line.startswith("TER") for line in lines)
