@@ -36,10 +36,12 @@ def test_ligands_in_a_protein_chain_are_not_residues():
 
 @pytest.mark.parametrize("ter", [True, False])
 def test_pdb_format_with_and_without_ter_records(tmp_path, ter):
-    """The same entry written as PDB by gemmi: with TER records the entities are known; without
-    them the trailing ions and glycines follow the chain and are cut because nothing bonds them
-    to it - the chains equal the mmCIF ones."""
-    st = gemmi.read_structure(str(CASES / "4osx.cif.gz"))
+    """The same entry written as PDB by gemmi in the mmCIF's order (both polymers, then every
+    ligand and water, as wwPDB files are): with TER records the entities are known; without
+    them gemmi's inference calls chain A's glycines and ion polymer, and the reader cuts them
+    because nothing bonds them to the chain - the chains equal the mmCIF ones."""
+    text = gzip.decompress((CASES / "4osx.cif.gz").read_bytes()).decode()
+    st = gemmi.make_structure_from_block(gemmi.cif.read_string(text).sole_block())
     options = gemmi.PdbWriteOptions()
     options.ter_records = ter
     options.seqres_records = False
@@ -132,11 +134,14 @@ def test_folder_with_odd_names_and_junk(tmp_path):
 
 
 def test_mmcif_without_entity_records(tmp_path):
-    """mmCIF written without `_entity` (some tools do): the file no longer says which residues
-    are ligands, so the peptide-bond rule cuts the trailing ions and glycines."""
-    doc = gemmi.read_structure(str(CASES / "4osx.cif.gz")).make_mmcif_document()
+    """The entry without its `_entity*` categories (some tools write no entity records): the
+    file no longer says which residues are ligands (label_entity_id alone names no type; gemmi
+    then calls the glycines and the ion polymer), so the peptide-bond rule cuts them."""
+    text = gzip.decompress((CASES / "4osx.cif.gz").read_bytes()).decode()
+    doc = gemmi.cif.read_string(text)
     block = doc.sole_block()
-    for category in ("_entity.", "_entity_poly.", "_entity_poly_seq.", "_struct_asym."):
+    for category in ("_entity.", "_entity_poly.", "_entity_poly_seq.", "_struct_asym.",
+                     "_pdbx_entity_nonpoly.", "_pdbx_poly_seq_scheme.", "_pdbx_nonpoly_scheme."):
         table = block.find_mmcif_category(category)
         if table:
             table.erase()
