@@ -34,6 +34,19 @@ def test_ligands_in_a_protein_chain_are_not_residues():
         assert entry.removed[chain.chain_id] == ()
 
 
+def test_ligand_as_atom_records_is_still_a_ligand(tmp_path):
+    """The entity records decide, not the record type: 4osx with its free glycines written as
+    ATOM (as D-Arg in 1a4w, a peptide-linking residue of a non-polymer entity, would pass a
+    HETATM-based rule) still gives 300-residue chains."""
+    text = gzip.decompress((CASES / "4osx.cif.gz").read_bytes()).decode()
+    lines = [("ATOM  " + line[6:]) if line.startswith("HETATM") and " GLY " in line else line
+             for line in text.splitlines()]
+    assert sum(line.startswith("ATOM") and " GLY D " in line for line in lines) > 0
+    path = tmp_path / "4osx_atom.cif"
+    path.write_text("\n".join(lines) + "\n")
+    assert [len(c) for c in read_entry(path).chains] == [300, 300]
+
+
 @pytest.mark.parametrize("ter", [True, False])
 def test_pdb_format_with_and_without_ter_records(tmp_path, ter):
     """The same entry written as PDB by gemmi in the mmCIF's order (both polymers, then every
