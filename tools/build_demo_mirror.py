@@ -75,6 +75,9 @@ def afdb_version(src: Path, name_version: str | None) -> tuple[int, str]:
     return DEFAULT_AFDB_VERSION, "no version in name or header: v4 assumed"
 
 
+KEPT_FOLDERS = ("chain_cases/",)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, default=Path("../shared/data"))
@@ -185,6 +188,12 @@ def main() -> None:
         + "\n".join(accessions)
         + "\n"
     )
+    # Folders this script does not build (chain_cases/: files from other repositories' test
+    # data, added by hand) keep their rows.
+    old = out / "MANIFEST.csv"
+    if old.is_file():
+        with open(old, newline="") as fh:
+            rows += [r for r in csv.DictReader(fh) if r["path"].startswith(KEPT_FOLDERS)]
     with open(out / "MANIFEST.csv", "w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
         writer.writeheader()

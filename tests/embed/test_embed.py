@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import polars as pl
@@ -167,3 +168,27 @@ def test_matches_direct_model_call(lm):
     n = len(rec)
     want = ((h[1 : n + 1] + h[w + 1 : w + 1 + n]) / 2).mean(0).numpy()
     np.testing.assert_allclose(e.vector, want, atol=1e-5)
+
+
+def test_cli_bad_structure_files_reported_together_or_skipped(model_dirs, tmp_path, caplog):
+    """A folder with two bad files among good ones: one run names both (nothing written);
+    --skip-bad-structures embeds the rest and records the skipped files with their reasons."""
+    lm_dir, tok_dir = model_dirs
+    pdbs = tmp_path / "pdbs"
+    pdbs.mkdir()
+    for f in globin_files()[:2]:
+        (pdbs / f.name).write_bytes(f.read_bytes())
+    (pdbs / "zz cut.pdb.gz").write_bytes(globin_files()[2].read_bytes()[:500])
+    (pdbs / "aa error.cif").write_text("<!DOCTYPE html><html>500</html>")
+    out = tmp_path / "emb.parquet"
+    args = ["embed", "--lm", str(lm_dir), "--tokenizer", str(tok_dir), "--inputs", str(pdbs),
+            "--out", str(out), "--device", "cpu", "--mode", "both"]
+    assert main(args) == 2
+    assert "2 of 4 structure file(s) cannot be used" in caplog.text
+    assert "aa error.cif" in caplog.text and "zz cut.pdb.gz" in caplog.text
+    assert not out.exists()
+    assert main(args + ["--skip-bad-structures"]) == 0
+    assert pl.read_parquet(out).height == 2
+    skipped = read_parquet_metadata(out)["skipped_inputs"]
+    assert [Path(s["file"]).name for s in skipped] == ["aa error.cif", "zz cut.pdb.gz"]
+    assert "HTML" in skipped[0]["reason"] and "gzip" in skipped[1]["reason"]

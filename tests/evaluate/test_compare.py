@@ -84,7 +84,9 @@ def _tmalign_binary(a, b):
     out = subprocess.run(["TMalign", str(a), str(b)], capture_output=True, text=True, check=True).stdout
     scores = [float(x) for x in re.findall(r"TM-score= ([0-9.]+) \(if normalized by length of Chain_", out)]
     rmsd_ = float(re.search(r"RMSD=\s*([0-9.]+)", out).group(1))
-    return scores[0], scores[1], rmsd_
+    n_aligned = int(re.search(r"Aligned length=\s*(\d+)", out).group(1))
+    seq_id = float(re.search(r"Seq_ID=n_identical/n_aligned=\s*([0-9.]+)", out).group(1))
+    return scores[0], scores[1], rmsd_, n_aligned, seq_id
 
 
 PAIRS = [("1hml_A", "3lzm_A"), ("1qgi_A", "3kcs_A"), ("2nwd_X", "6oa8_A"), ("d1mbaa_", "d1hlba_"),
@@ -101,8 +103,10 @@ def test_tmtools_agrees_with_tmalign_binary(tmp_path, a, b):
         f = tmp_path / f"{n}.pdb"
         f.write_bytes(gzip.decompress((DATA / f"{n}.pdb.gz").read_bytes()))
         files.append(f)
-    ref1, ref2, ref_rmsd = _tmalign_binary(*files)
+    ref1, ref2, ref_rmsd, ref_n, ref_id = _tmalign_binary(*files)
     r = tm_align(backbone(a), backbone(b), chain(a).sequence, chain(b).sequence)
+    assert r.n_aligned == ref_n and r.n_close <= r.n_aligned  # TM-align's "Aligned length"
+    assert r.seq_identity == pytest.approx(ref_id, abs=1e-3)
     assert r.tm_norm_a == pytest.approx(ref1, abs=1e-3)
     assert r.tm_norm_b == pytest.approx(ref2, abs=1e-3)
     assert r.rmsd == pytest.approx(ref_rmsd, abs=1e-2)

@@ -268,3 +268,43 @@ def test_released_lm_folder_generates_and_refolds_directly(models, tmp_path):
     backend = Dplm2FoldingBackend(released, tok, device="cpu", max_iter=2)
     (result,) = backend.fold(["ACDEFGHIKL"])
     assert result.coords.shape == (10, 4, 3) and np.isfinite(result.coords).all()
+
+
+def test_a_failing_scaffold_command_writes_nothing(models, tmp_path, caplog):
+    """A contig that cannot meet the length range fails with a clear error, and the output
+    folder stays empty (references were written before the check)."""
+    lm, tok = models
+    out = tmp_path / "out"
+    args = ["generate", "scaffold", "--lm", str(lm), "--tokenizer", str(tok), "--out", str(out),
+            "--device", "cpu", "--pdb", str(SCAFFOLDING / "1ycr.pdb.gz"),
+            "--contig", "5-15/B19-27/5-10", "--length", "100-120"]
+    assert dplm2_main(args) == 2
+    assert "100-120" in caplog.text or "length" in caplog.text
+    assert not out.exists() or not any(out.rglob("*"))
+
+
+def test_bad_structure_inputs_reported_together_or_skipped(models, tmp_path, caplog):
+    """inverse-folding --structures on a folder with three bad files: one run names all three;
+    --skip-bad-structures leaves them out and records each with its reason."""
+    folder = tmp_path / "inputs"
+    folder.mkdir()
+    (folder / "good target.pdb.gz").write_bytes((REPO / "tests/data/eval/1ycr_B.pdb.gz").read_bytes())
+    (folder / "a.pdb").write_text("<html>404</html>")
+    (folder / "b.cif").write_bytes(b"")
+    (folder / "c.cif.gz").write_bytes(b"\x1f\x8b\x08\x00broken")
+    (folder / "notes.md").write_text("not a structure")
+    lm, tok = models
+    base = ["generate", "inverse-folding", "--lm", str(lm), "--tokenizer", str(tok), "--device",
+            "cpu", "--params", json.dumps({"inverse_folding": {"sampling": FAST}}),
+            "--structures", str(folder)]
+    assert dplm2_main(base + ["--out", str(tmp_path / "fail")]) == 2
+    text = caplog.text
+    assert "3 of 4 structure file(s) cannot be used" in text
+    assert all(name in text for name in ("a.pdb", "b.cif", "c.cif.gz")) and "--skip-bad-structures" in text
+    assert not (tmp_path / "fail").exists() or not any((tmp_path / "fail").rglob("*"))
+    df = run_cli(models, "inverse-folding", tmp_path / "ok", {"inverse_folding": {"sampling": FAST}},
+                 "--structures", str(folder), "--skip-bad-structures")
+    assert df["reference_chain"].to_list() == ["B"]
+    skipped = read_parquet_metadata(tmp_path / "ok" / "samples.parquet")["skipped_inputs"]
+    assert sorted(Path(s["file"]).name for s in skipped) == ["a.pdb", "b.cif", "c.cif.gz"]
+    assert any("empty file" in s["reason"] for s in skipped)

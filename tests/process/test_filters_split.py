@@ -11,8 +11,9 @@ import pytest
 
 from dplm2.process.cluster import identity_clusters, mmseqs_clusters
 from dplm2.process.config import FilterConfig, SplitConfig
-from dplm2.process.filters import (BackboneFilter, LengthFilter, LoopFilter, OligomerFilter,
-                                   PlddtFilter, ResolutionFilter, RgFilter, RgThreshold, Verdict)
+from dplm2.process.filters import (BackboneFilter, DAminoFilter, LengthFilter, LoopFilter,
+                                   OligomerFilter, PlddtFilter, ResolutionFilter, RgFilter,
+                                   RgThreshold, UnknownFilter, Verdict)
 from dplm2.process.records import ChainRecord
 from dplm2.process.split import assign_splits, deduplicate
 
@@ -37,6 +38,10 @@ CFG = FilterConfig()
     (OligomerFilter(CFG), rec(), rec(oligomeric_count=2), "2 protein chains in the assembly"),
     (ResolutionFilter(CFG), rec(resolution=5.0), rec(resolution=5.1), "resolution 5.1"),
     (BackboneFilter(CFG), rec(backbone_fraction=0.9), rec(backbone_fraction=0.5), "50%"),
+    (UnknownFilter(CFG), rec(unknown_fraction=0.1), rec(unknown_fraction=0.38),
+     "38% of residues unknown (X)"),
+    (DAminoFilter(CFG), rec(d_amino_fraction=0.1), rec(d_amino_fraction=0.95),
+     "95% of residues are D-amino acids"),
     (PlddtFilter(CFG), rec(source="afdb", mean_plddt=86.0, plddt_sd=14.0),
      rec(source="afdb", mean_plddt=85.0, plddt_sd=14.0), "mean 85.0"),
     (PlddtFilter(CFG), rec(source="afdb", mean_plddt=90.0, plddt_sd=14.9),
@@ -70,13 +75,30 @@ def test_rg_threshold_poly_and_fallback():
     assert poly.kind == "poly" and len(poly.coefficients) == 5
     frac_above = np.mean(rgs > np.array([poly.limit(n) for n in lengths]))
     assert 0.02 < frac_above < 0.07  # about 4 % above the 0.96 quantile curve
-    small = RgThreshold.fit(lengths[:50], rgs[:50], CFG)
-    assert small.kind == "scaled"
+    scaled = RgThreshold.fit(lengths[:50], rgs[:50],
+                             dataclasses.replace(CFG, rg_fallback="scaled_quantile"))
+    assert scaled.kind == "scaled"
     assert RgThreshold.fit(lengths[:50], rgs[:50],
                            dataclasses.replace(CFG, rg_fallback="none")).kind == "none"
-    flt = RgFilter(small)
+    flt = RgFilter(scaled)
     assert flt.verdict(rec(radius_of_gyration=40.0)).passed is False
     assert flt.verdict(rec(radius_of_gyration=12.0)).passed is True
+
+
+def test_rg_small_inputs_use_the_fixed_compactness_law():
+    """Below rg_min_chains the bound is 1.5 x 2.2 L^0.38 Å whatever the neighbours are: a
+    compact chain among tighter ones is not cut (the fitted quantile cut it)."""
+    lengths = np.array([100] * 8 + [297])
+    rgs = np.array([13.0] * 8 + [20.9])  # AF-O15552 (pLDDT 92.2): Rg 20.9 Å at 297 residues
+    law = RgThreshold.fit(lengths, rgs, CFG)
+    assert law.kind == "law" and law.n_chains == 9
+    assert law.limit(297) == pytest.approx(1.5 * 2.2 * 297**0.38)
+    assert RgFilter(law).verdict(rec(seq="A" * 297, radius_of_gyration=20.9)).passed is True
+    assert RgFilter(law).verdict(rec(seq="A" * 297, radius_of_gyration=40.0)).passed is False
+    assert "compactness law" in law.describe() and "Skolnick" in law.describe()
+    scaled = RgThreshold.fit(lengths, rgs, dataclasses.replace(CFG, rg_fallback="scaled_quantile"))
+    assert RgFilter(scaled).verdict(rec(seq="A" * 297, radius_of_gyration=20.9)).passed is False
+    assert RgThreshold.fit(np.array([]), np.array([]), CFG).kind == "law"
 
 
 def test_record_round_trip_and_invariants():

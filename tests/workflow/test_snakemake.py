@@ -64,3 +64,29 @@ def test_wrong_type_is_rejected_naming_the_key(tmp_path):
     assert out.returncode != 0
     text = out.stdout + out.stderr
     assert "results" in text and "string" in text
+
+
+def test_local_source_joins_the_process_stage(tmp_path):
+    """A `local` section adds the local_manifest job, whose inputs are the files found, and
+    every parse job reads its manifest (the demo config has no such job: the other dry runs)."""
+    cfg = yaml.safe_load((REPO / "config.yaml").read_text())
+    cfg["results"] = str(tmp_path / "results")
+    cfg["local"] = {"lab": {"paths": ["resources/chain_cases", "resources/mirror/pdb/pub/pdb/data/"
+                                      "structures/divided/mmCIF/kc/*.cif.gz"], "plddt": False}}
+    path = tmp_path / "local.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    target = str(tmp_path / "results" / "chains" / "metadata.parquet")
+    out = run_snakemake("-n", "-p", "--configfile", str(path), "--", target)
+    assert out.returncode == 0, out.stderr[-3000:]
+    text = out.stdout + out.stderr
+    assert "rule local_manifest:" in text and "dplm2 process local-manifest" in text
+    assert "chain_cases/1pfe.cif.gz" in text and "kc/3kcs.cif.gz" in text  # the job's inputs
+    assert text.count("--local-manifest") == 2  # both parse shards
+    # the schema names a bad label (checked here without Snakemake's start-up time)
+    import jsonschema
+
+    schema = yaml.safe_load((REPO / "workflow" / "schemas" / "local.schema.yaml").read_text())
+    with pytest.raises(jsonschema.ValidationError, match="Lab"):
+        jsonschema.validate({"Lab": {"paths": ["x"]}}, schema)
+    with pytest.raises(jsonschema.ValidationError, match="paths"):
+        jsonschema.validate({"lab": {"plddt": True}}, schema)

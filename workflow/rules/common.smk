@@ -155,3 +155,37 @@ def all_targets():
         + EMBED_TARGETS
         + REPORT_TARGETS
     )
+
+
+# --- local sources (config section `local`, workflow/rules/process.smk) -------------------------
+LOCAL_SOURCES = config.get("local") or {}
+
+
+def local_files(wildcards=None):
+    """Every non-hidden file under the local sources' paths (structure or not: the manifest
+    lists the others as ignored); relative paths are relative to the workflow folder."""
+    import glob as _glob
+
+    found = set()
+    for body in LOCAL_SOURCES.values():
+        paths = body.get("paths", [])
+        for item in [paths] if isinstance(paths, str) else paths:
+            if any(ch in item for ch in "*?["):
+                found.update(p for p in _glob.glob(item, recursive=True) if os.path.isfile(p))
+            elif os.path.isdir(item):
+                for root, dirs, files in os.walk(item):
+                    dirs[:] = [d for d in dirs if not d.startswith(".")]
+                    found.update(os.path.join(root, f) for f in files if not f.startswith("."))
+            elif os.path.isfile(item):
+                found.add(item)
+    return sorted(found)
+
+
+def parse_manifests(wildcards=None):
+    out = {
+        "pdb": res("download", "pdb_manifest.parquet"),
+        "afdb": res("download", "afdb_manifest.parquet"),
+    }
+    if LOCAL_SOURCES:
+        out["local"] = res("process", "local_manifest.parquet")
+    return out

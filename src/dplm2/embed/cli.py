@@ -45,6 +45,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="also write per-residue vectors (Parquet only)")
     p.add_argument("--device", default=None, help="override device: auto | cpu | cuda[:i]")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch default)")
+    p.add_argument("--skip-bad-structures", action="store_true",
+                   help="leave out structure files that cannot be read (listed with the reason "
+                   "in the output's metadata, skipped_inputs) instead of failing")
     p.set_defaults(func=cmd_embed)
 
 
@@ -65,5 +68,6 @@ def cmd_embed(args: argparse.Namespace) -> int:
     params.update({k: v for k, v in overrides.items() if v is not None})
     cfg = EmbedConfig.from_dict(params, "embed")
     log.info("embed: %s", json.dumps(cfg.to_dict()))
-    embed_inputs(args.inputs, args.lm, args.out, cfg, tokenizer=args.tokenizer, split=args.split)
+    embed_inputs(args.inputs, args.lm, args.out, cfg, tokenizer=args.tokenizer, split=args.split,
+                 skip_bad=args.skip_bad_structures)
     return 0

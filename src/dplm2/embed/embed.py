@@ -202,10 +202,12 @@ def embed_inputs(
     cfg: EmbedConfig,
     tokenizer: str | os.PathLike | None = None,
     split: str | None = None,
+    skip_bad: bool = False,
 ) -> Path:
     """Read inputs, embed them with ``lm`` (our folder, a released folder or hub id) and write
     ``out`` (Parquet or ``.npy``). Structure files are tokenized with ``tokenizer`` when the
-    mode needs structure tokens."""
+    mode needs structure tokens. Unreadable structure files are all reported at once, or with
+    ``skip_bad`` left out and listed in the output's metadata (``skipped_inputs``)."""
     from dplm2.embed.inputs import chain_codes, read_inputs
     from dplm2.embed.outputs import write_embeddings
     from dplm2.lm.official import load_lm
@@ -218,7 +220,8 @@ def embed_inputs(
 
         tok, tok_sha = load_tokenizer(tokenizer, device=device)
         tokenize = lambda chain: chain_codes(chain, tok, device)  # noqa: E731
-    records = read_inputs(inputs, tokenize, split)
+    skipped: list | None = [] if skip_bad else None
+    records = read_inputs(inputs, tokenize, split, skipped)
     model = load_lm(lm, device=device)
     weights = Path(lm) / "model.safetensors"
     meta = {
@@ -230,6 +233,7 @@ def embed_inputs(
         "config": cfg.to_dict(),
         "hidden_size": int(model.config.hidden_size),
         "num_layers": int(model.config.num_hidden_layers),
+        "skipped_inputs": [{"file": str(p), "reason": r} for p, r in skipped or []],
     }
     rows = embed_proteins(model, records, cfg, progress=True)
     path = write_embeddings(rows, out, meta, cfg.format)

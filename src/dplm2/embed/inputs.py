@@ -18,6 +18,7 @@ import numpy as np
 from dplm2.io import read_fasta as _read_fasta
 from dplm2.io import read_parquet_checked, read_parquet_metadata
 from dplm2.structure import Chain, StructureError, read_chains
+from dplm2.structure.files import StructureFilesError
 
 log = logging.getLogger(__name__)
 
@@ -87,24 +88,33 @@ def chain_codes(chain: Chain, tokenizer, device="cpu") -> np.ndarray:
 
 
 def read_structure(path: str | os.PathLike, tokenize: Callable[[Chain], np.ndarray] | None) -> list[Record]:
-    """Every protein chain of a structure file; structure codes from ``tokenize`` (if given)."""
+    """Every protein chain of a structure file; structure codes from ``tokenize`` (if given).
+    Raises :class:`~dplm2.structure.StructureError` (a ``ValueError``) naming the file."""
     path = Path(path)
     source = "afdb" if path.name.startswith("AF-") else "pdb"
-    try:
-        chains = read_chains(path, source=source)
-    except StructureError as exc:
-        raise ValueError(str(exc)) from exc
+    chains = read_chains(path, source=source)
     return [Record(c.id, c.sequence, None if tokenize is None else tokenize(c), str(path))
             for c in chains]
 
 
 def expand(paths: Sequence[str | os.PathLike]) -> list[Path]:
-    """Files of ``paths``; folders contribute their FASTA / structure / Parquet files, sorted."""
+    """Files of ``paths``: files as given; folders (searched recursively, hidden entries
+    skipped) and glob patterns contribute their FASTA / structure / Parquet files, sorted.
+    (Not :func:`dplm2.structure.files.find_structure_files`: FASTA and Parquet count here.)"""
+    import glob
+
     out = []
     known = FASTA_SUFFIXES + STRUCTURE_SUFFIXES + (".parquet",)
     for p in map(Path, paths):
-        if p.is_dir():
-            found = sorted(f for f in p.iterdir() if f.is_file() and _suffix(f) in known)
+        if set("*?[") & set(str(p)):
+            found = sorted(Path(m) for m in glob.glob(str(p), recursive=True) if Path(m).is_file())
+            found = [f for f in found if _suffix(f) in known]
+            if not found:
+                raise FileNotFoundError(f"{p}: the pattern matches no FASTA, structure or Parquet file")
+            out += found
+        elif p.is_dir():
+            found = sorted(f for f in p.rglob("*") if f.is_file() and _suffix(f) in known
+                           and not any(x.startswith(".") for x in f.relative_to(p).parts))
             if not found:
                 raise FileNotFoundError(f"{p}: no FASTA, structure or Parquet files in this folder")
             out += found
@@ -119,12 +129,18 @@ def read_inputs(
     paths: Sequence[str | os.PathLike],
     tokenize: Callable[[Chain], np.ndarray] | None = None,
     split: str | None = None,
+    skipped: list[tuple[Path, str]] | None = None,
 ) -> list[Record]:
     """Records of every input file, by suffix: FASTA, structure (``.gz`` too) or token shard.
 
+    Structure files that cannot be read are all reported together in one
+    :class:`~dplm2.structure.files.StructureFilesError` (a ``ValueError``) after every file was
+    tried; when ``skipped`` is a list they are appended to it as ``(path, reason)`` instead.
     Raises ``ValueError`` when two records share an id (naming both files).
     """
     records: list[Record] = []
+    failures: list[tuple[Path, str]] = []
+    n_structures = 0
     for path in expand(paths):
         kind = _suffix(path)
         if kind in FASTA_SUFFIXES:
@@ -132,10 +148,22 @@ def read_inputs(
         elif kind == ".parquet":
             records += read_token_shard(path, split)
         elif kind in STRUCTURE_SUFFIXES:
-            records += read_structure(path, tokenize)
+            n_structures += 1
+            try:
+                records += read_structure(path, tokenize)
+            except StructureError as exc:
+                failures.append((path, str(exc)))
         else:
             raise ValueError(f"{path}: unknown input type (expected FASTA {FASTA_SUFFIXES}, "
                              f"structure {STRUCTURE_SUFFIXES} or .parquet token shard)")
+    if failures:
+        if skipped is None:
+            raise StructureFilesError(failures, n_structures,
+                                      "Pass --skip-bad-structures to leave them out (they are "
+                                      "listed in the output's metadata, skipped_inputs).")
+        for path, reason in failures:
+            log.warning("skipped %s", reason)
+        skipped.extend(failures)
     seen: dict[str, str] = {}
     for r in records:
         if r.id in seen:

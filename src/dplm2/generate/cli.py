@@ -59,7 +59,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             p.add_argument("--chains", nargs="*", type=Path, default=[],
                            help="chain shards: true backbones of the token-shard targets")
             p.add_argument("--structures", nargs="*", type=Path, default=[],
-                           help="PDB/mmCIF files or folders (tokenized with --tokenizer)")
+                           help="PDB/mmCIF/BinaryCIF files, folders or globs (tokenized with "
+                           "--tokenizer)")
+            p.add_argument("--skip-bad-structures", action="store_true",
+                           help="leave out structure files that cannot be read (listed with the "
+                           "reason in samples.parquet's metadata, skipped_inputs)")
         if name == "folding":
             p.add_argument("--fasta", nargs="*", type=Path, default=[], help="FASTA file(s) of sequences")
         if name == "scaffold":
@@ -106,6 +110,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     task = args.task
     out: Path = args.out
     ss_cfg = _ss_cogen_config(args, cfg.ss_cogen) if task == "ss_cogen" else None  # fail before loading
+    references, skipped = [], []
     rt = Runtime.load(args.lm, args.tokenizer, args.device)
     if getattr(rt.lm, "is_bit", False) and task in BIT_REFUSED_TASKS:
         raise ValueError(f"{args.lm}: a DPLM-2 Bit model cannot run {task}: "
@@ -118,7 +123,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
         samples = tasks.generate_unconditional(rt, task, task_cfg, **kw)
     elif task in ("folding", "inverse_folding"):
         task_cfg = getattr(cfg, task)
-        targets = _conditional_targets(args, task, task_cfg, rt, out)
+        targets, references, skipped = _conditional_targets(args, task, task_cfg, rt, out)
         samples = tasks.generate_conditional(rt, task, targets, task_cfg, **kw)
     elif task == "ss_cogen":
         from dplm2.generate.ss_guidance import SSTable
@@ -141,8 +146,14 @@ def cmd_generate(args: argparse.Namespace) -> int:
         sampling["ss_guidance_weight"] = float(task_cfg.guidance_weight)
         extra = dict(extra_fields=SS_FIELDS, extra_meta={
             "ss_table_sha256": sha256_file(args.ss_table), "ss_targets": list(task_cfg.ss)})
+    if skipped:
+        extra.setdefault("extra_meta", {})["skipped_inputs"] = [
+            {"file": str(p), "reason": r} for p, r in skipped]
     prov = Provenance(task=task, lm_hash=rt.lm_hash, tokenizer_hash=rt.tokenizer_hash,
                       code_hash=rt.code_hash, seed=seed, sampling=sampling)
+    from dplm2.generate.targets import write_references
+
+    write_references(references)  # only now: a failed generation leaves no reference files
     path = write_task_outputs(out, samples, prov, per_length=task in UNCONDITIONAL, **extra)
     log.info("%s: %d samples -> %s in %.1f s", task, len(samples), path, time.time() - t0)
     return 0
@@ -183,16 +194,19 @@ def _conditional_targets(args, task, task_cfg, rt, out: Path):
     if sum(sources) != 1:
         raise ValueError(f"generate {task}: give exactly one of --tokens, --structures"
                          + (", --fasta" if task == "folding" else ""))
+    skipped: list = []
     if args.tokens:
         found = T.from_token_shards(args.tokens, task_cfg.split, args.chains,
                                     expect_tokenizer=rt.tokenizer_sha256)
     elif args.structures:
-        found = T.from_structures(args.structures, rt.tokenize_chain)
+        found = T.from_structures(args.structures, rt.tokenize_chain,
+                                  skipped if args.skip_bad_structures else None)
     else:
         found = T.from_fasta(args.fasta)
     chosen = T.select(found, task_cfg.max_targets, task_cfg.max_length)
     log.info("%s: %d targets (of %d)", task, len(chosen), len(found))
-    return T.write_references(chosen, out / "references", out)
+    targets, references = T.plan_references(chosen, out / "references", out)
+    return targets, references, skipped
 
 
 def _scaffold_problems(args, cfg):

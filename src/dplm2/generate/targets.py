@@ -22,7 +22,8 @@ import numpy as np
 import polars as pl
 
 from dplm2.io import read_fasta, read_parquet_checked
-from dplm2.structure import Chain, StructureError, read_chains, write_backbone
+from dplm2.structure import Chain, StructureError, write_backbone
+from dplm2.structure.files import find_structure_files, read_structure_files
 
 log = logging.getLogger(__name__)
 
@@ -132,14 +133,29 @@ def from_fasta(paths: Sequence[str | os.PathLike]) -> list[Target]:
     return out
 
 
-def from_structures(paths: Sequence[str | os.PathLike], tokenize) -> list[Target]:
-    """Every protein chain of the given structure files / folders, tokenized by ``tokenize``
-    (``Chain -> tokens``); the file is the reference."""
+def from_structures(paths: Sequence[str | os.PathLike], tokenize,
+                    skipped: list[tuple[Path, str]] | None = None) -> list[Target]:
+    """Every protein chain of the given structure files / folders / globs, tokenized by
+    ``tokenize`` (``Chain -> tokens``); the file is the reference.
+
+    Every file is read before any is tokenized; files that cannot be read are reported
+    together (:class:`~dplm2.structure.files.StructureFilesError`), or - when ``skipped`` is a
+    list - appended to it as ``(path, reason)`` and left out."""
+    files = find_structure_files(paths).files
+    entries, failures = read_structure_files(
+        files, skip_bad=skipped is not None,
+        hint="Pass --skip-bad-structures to leave them out (they are listed in samples.parquet's "
+             "metadata, skipped_inputs).")
+    for path, reason in failures:
+        log.warning("skipped %s", reason)
+    if skipped is not None:
+        skipped.extend(failures)
     out = []
-    for path in _expand(paths, STRUCTURE_SUFFIXES):
-        for chain in read_chains(path):
+    for entry in entries:
+        for chain in entry.chains:
             out.append(Target(id=chain.id, sequence=chain.sequence, struct_tokens=tokenize(chain),
-                              reference_path=str(path), reference_chain=chain.chain_id, chain=chain))
+                              reference_path=str(entry.path), reference_chain=chain.chain_id,
+                              chain=chain))
     if not out:
         raise ValueError(f"no protein chains in {list(map(str, paths))}")
     return out
@@ -155,13 +171,23 @@ def select(targets: list[Target], max_targets: int, max_length: int) -> list[Tar
     return kept
 
 
-def write_references(targets: list[Target], folder: Path, relative_to: Path) -> list[Target]:
-    """Write the true backbone of targets that have a chain but no reference file."""
-    out = []
+def plan_references(targets: list[Target], folder: Path, relative_to: Path
+                    ) -> tuple[list[Target], list[tuple[Path, Chain]]]:
+    """Targets with a chain but no reference file get ``folder/<id>.pdb`` as their reference;
+    returns them and the ``(path, chain)`` files to write - written by the caller
+    (:func:`write_references`) only once generation has succeeded, so a failing command
+    leaves nothing behind."""
+    out, writes = [], []
     for t in targets:
         if t.reference_path is None and t.chain is not None:
             path = folder / f"{t.id}.pdb"
-            write_backbone(path, t.chain.coords, t.chain.sequence)
+            writes.append((path, t.chain))
             t = dataclasses.replace(t, reference_path=os.path.relpath(path, relative_to), reference_chain="A")
         out.append(t)
-    return out
+    return out, writes
+
+
+def write_references(writes: Sequence[tuple[Path, Chain]]) -> None:
+    """Write the planned reference backbones (atomically, one file each)."""
+    for path, chain in writes:
+        write_backbone(path, chain.coords, chain.sequence)

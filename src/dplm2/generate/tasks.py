@@ -269,15 +269,17 @@ def generate_scaffold(
 ) -> list[Sample]:
     """``samples_per_problem`` designs per problem, each with its own sampled contig.
 
-    Writes ``references/<problem>.pdb`` (the motif backbone, in contig order) into ``out_dir``;
-    ``motif_reference_indices`` index that file."""
+    Writes ``references/<problem>.pdb`` (the motif backbone, in contig order) into ``out_dir``
+    once every design is made (a failing problem - a contig that cannot meet its length -
+    leaves nothing behind); ``motif_reference_indices`` index that file."""
     vocab: DPLM2Vocab = rt.lm.vocab
     reqs: list[Request] = []
     meta = []
+    refs = []
     for problem in problems:
         pm = prepare_motif(rt, problem)
         ref = out_dir / "references" / f"{problem.name}.pdb"
-        write_backbone(ref, pm.motif.coords, pm.motif.sequence)
+        refs.append((ref, pm))
         rng = np.random.default_rng(derive_seed(seed, "contig", problem.name))
         for i in range(cfg.samples_per_problem):
             layout = problem.contig.sample(rng, pm.motif.segment_lengths)
@@ -290,6 +292,8 @@ def generate_scaffold(
     res = run_requests(rt, reqs, cfg.sampling, seed=seed, task="scaffold", batch_size=batch_size,
                        callback=callback)
     dec = _decoded(rt, [r[0] for r in res], decode_batch_size)
+    for ref, pm in refs:
+        write_backbone(ref, pm.motif.coords, pm.motif.sequence)
     samples = []
     for req, (codes, seq, bseed), d, (problem, pm, layout, ref) in zip(reqs, res, dec, meta, strict=True):
         samples.append(Sample(

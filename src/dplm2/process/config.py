@@ -12,7 +12,7 @@ from datetime import date
 from dplm2.config import ConfigError, StageConfig
 
 PLDDT_ORDERS = ("trim_then_test", "test_then_trim")
-RG_FALLBACKS = ("scaled_quantile", "none")
+RG_FALLBACKS = ("law", "scaled_quantile", "none")
 SPLIT_METHODS = ("date", "identity", "mmseqs")
 
 
@@ -27,6 +27,8 @@ class FilterConfig(StageConfig):
     min_mean_plddt: float = 85.0
     max_plddt_sd: float = 15.0
     max_loop_fraction: float = 0.5
+    max_unknown_fraction: float | None = 0.1
+    max_d_amino_fraction: float | None = 0.1
     monomers_only: bool = True
     max_resolution: float | None = 5.0
     keep_missing_resolution: bool = True
@@ -34,7 +36,8 @@ class FilterConfig(StageConfig):
     rg_quantile: float | None = 0.96
     rg_poly_degree: int = 4
     rg_min_chains: int = 200
-    rg_fallback: str = "scaled_quantile"
+    rg_fallback: str = "law"
+    rg_law_factor: float = 1.5
 
     def __post_init__(self) -> None:
         if not 1 <= self.min_length <= self.max_length:
@@ -46,8 +49,12 @@ class FilterConfig(StageConfig):
             raise ConfigError(f"process.filters.rg_fallback must be one of {RG_FALLBACKS}")
         if self.rg_quantile is not None and not 0 < self.rg_quantile < 1:
             raise ConfigError("process.filters.rg_quantile must be in (0, 1) or null")
-        if not 0 <= self.min_backbone_fraction <= 1 or not 0 <= self.max_loop_fraction <= 1:
+        fractions = (self.min_backbone_fraction, self.max_loop_fraction,
+                     self.max_unknown_fraction, self.max_d_amino_fraction)
+        if not all(f is None or 0 <= f <= 1 for f in fractions):
             raise ConfigError("process.filters: fractions must be in [0, 1]")
+        if self.rg_law_factor <= 0:
+            raise ConfigError("process.filters.rg_law_factor must be > 0")
         if self.rg_poly_degree < 0:
             raise ConfigError("process.filters.rg_poly_degree must be >= 0")
 

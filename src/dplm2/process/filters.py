@@ -22,8 +22,13 @@ import numpy as np
 
 from dplm2.process.config import FilterConfig
 
-FLORY_EXPONENT = 0.38  # Rg ~ L^0.38 for folded proteins (Skolnick et al.); scales the fallback
-PARSE_FILTERS = ("plddt", "length", "backbone", "resolution", "oligomer", "loop")
+FLORY_EXPONENT = 0.38  # Rg ~ L^0.38 for folded proteins (Skolnick et al. 1997)
+#: Rg = 2.2 L^0.38 Å: the compactness law of globular proteins (CA radius of gyration against
+#: chain length; Skolnick, Kolinski & Ortiz, J. Mol. Biol. 265, 217 (1997); the same law in
+#: Lobanov, Bogatyreva & Galzitskaya, Mol. Biol. 42, 623 (2008))
+COMPACT_RG_PREFACTOR = 2.2
+PARSE_FILTERS = ("plddt", "length", "backbone", "unknown", "d_amino", "resolution", "oligomer",
+                 "loop")
 ALL_FILTERS = PARSE_FILTERS + ("rg", "dedup")
 
 
@@ -66,7 +71,7 @@ class PlddtFilter:
         self.cfg = cfg
 
     def verdict(self, rec) -> Verdict:
-        if rec.source != "afdb":
+        if not rec.predicted:
             return Verdict(self.name, None)
         if rec.length == 0:
             return Verdict(self.name, False, f"no residue with pLDDT > {self.cfg.plddt_trim_threshold:g}")
@@ -109,9 +114,44 @@ class BackboneFilter:
                        f"complete backbone in {rec.backbone_fraction:.0%} of residues (need >= {self.min:.0%})")
 
 
+class UnknownFilter:
+    """Fraction of residues without a standard parent amino acid (``X``: UNK, D-amino acids,
+    unmapped modified residues) <= ``max_unknown_fraction`` (null disables)."""
+
+    name = "unknown"
+
+    def __init__(self, cfg: FilterConfig):
+        self.max = cfg.max_unknown_fraction
+
+    def verdict(self, rec) -> Verdict:
+        if self.max is None or rec.unknown_fraction is None:
+            return Verdict(self.name, None)
+        ok = rec.unknown_fraction <= self.max
+        return Verdict(self.name, ok, None if ok else
+                       f"{rec.unknown_fraction:.0%} of residues unknown (X) (allowed <= {self.max:.0%})")
+
+
+class DAminoFilter:
+    """Fraction of D-amino-acid residues (CCD ``D-PEPTIDE LINKING``) <= ``max_d_amino_fraction``
+    (null disables): a mirror-image protein is not a protein the model should learn from."""
+
+    name = "d_amino"
+
+    def __init__(self, cfg: FilterConfig):
+        self.max = cfg.max_d_amino_fraction
+
+    def verdict(self, rec) -> Verdict:
+        if self.max is None or rec.d_amino_fraction is None:
+            return Verdict(self.name, None)
+        ok = rec.d_amino_fraction <= self.max
+        return Verdict(self.name, ok, None if ok else
+                       f"{rec.d_amino_fraction:.0%} of residues are D-amino acids "
+                       f"(allowed <= {self.max:.0%})")
+
+
 class ResolutionFilter:
-    """Experimental chains: resolution <= ``max_resolution`` (null disables); entries without
-    a resolution (NMR) pass when ``keep_missing_resolution``."""
+    """Experimental chains (no pLDDT): resolution <= ``max_resolution`` (null disables); entries
+    without a resolution (NMR, designs) pass when ``keep_missing_resolution``."""
 
     name = "resolution"
 
@@ -119,7 +159,7 @@ class ResolutionFilter:
         self.max, self.keep_missing = cfg.max_resolution, cfg.keep_missing_resolution
 
     def verdict(self, rec) -> Verdict:
-        if rec.source != "pdb" or self.max is None:
+        if rec.predicted or self.max is None:
             return Verdict(self.name, None)
         if rec.resolution is None:
             return Verdict(self.name, self.keep_missing,
@@ -146,7 +186,8 @@ class OligomerFilter:
 
 
 class LoopFilter:
-    """Loop (neither helix nor strand by P-SEA) fraction <= ``max_loop_fraction``."""
+    """Loop fraction (neither helix nor strand by DSSP, :mod:`dplm2.process.metrics`)
+    <= ``max_loop_fraction``, as the reference's data code (MultiFlow ``coil_percent``)."""
 
     name = "loop"
 
@@ -160,8 +201,8 @@ class LoopFilter:
 
 def parse_filters(cfg: FilterConfig) -> list:
     """The per-chain filters applied at parse time, in :data:`PARSE_FILTERS` order."""
-    return [PlddtFilter(cfg), LengthFilter(cfg), BackboneFilter(cfg), ResolutionFilter(cfg),
-            OligomerFilter(cfg), LoopFilter(cfg)]
+    return [PlddtFilter(cfg), LengthFilter(cfg), BackboneFilter(cfg), UnknownFilter(cfg),
+            DAminoFilter(cfg), ResolutionFilter(cfg), OligomerFilter(cfg), LoopFilter(cfg)]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -169,9 +210,13 @@ class RgThreshold:
     """Length-dependent upper bound on the radius of gyration.
 
     ``kind="poly"``: the spec's rule - a polynomial (degree ``rg_poly_degree``) fitted to the
-    ``rg_quantile`` quantile of Rg in equal-count length bins. ``kind="scaled"``: with fewer
-    than ``rg_min_chains`` chains a degree-4 fit is noise, so the bound is the same quantile of
-    the size-normalised ``Rg / L**0.38`` times ``L**0.38``. ``kind="none"``: no bound.
+    ``rg_quantile`` quantile of Rg in equal-count length bins. With fewer than
+    ``rg_min_chains`` chains a degree-4 fit is noise, and any bound fitted on the user's own
+    handful cuts good chains by their neighbours, so ``rg_fallback`` decides:
+    ``kind="law"`` (default): a fixed bound from the compactness law of globular proteins,
+    ``rg_law_factor * 2.2 * L**0.38`` Å (:data:`COMPACT_RG_PREFACTOR`);
+    ``kind="scaled"``: the ``rg_quantile`` quantile of ``Rg / L**0.38`` times ``L**0.38``;
+    ``kind="none"``: no bound.
     """
 
     kind: str
@@ -182,13 +227,19 @@ class RgThreshold:
     def limit(self, length: int) -> float:
         if self.kind == "poly":
             return float(np.polyval(self.coefficients, length))
-        if self.kind == "scaled":
+        if self.kind in ("scaled", "law"):
             return self.coefficients[0] * length**FLORY_EXPONENT
         return math.inf
 
     def describe(self) -> str:
         if self.kind == "none":
             return f"no Rg filter ({self.n_chains} chains)"
+        if self.kind == "law":
+            c = self.coefficients[0]
+            return (f"fixed bound Rg <= {c / COMPACT_RG_PREFACTOR:g} x {COMPACT_RG_PREFACTOR:g} "
+                    f"L^{FLORY_EXPONENT} Å = {c:.4g} L^{FLORY_EXPONENT} Å (compactness law of "
+                    f"globular proteins, Skolnick et al. 1997; used because only "
+                    f"{self.n_chains} chains passed the other filters)")
         coeffs = ", ".join(f"{c:.4g}" for c in self.coefficients)
         what = "polynomial in L" if self.kind == "poly" else f"c * L^{FLORY_EXPONENT}, c ="
         return f"Rg <= {what} [{coeffs}] ({self.quantile:g} quantile over {self.n_chains} chains)"
@@ -201,7 +252,9 @@ class RgThreshold:
         lengths, rgs = lengths[ok], rgs[ok]
         n = len(lengths)
         q = cfg.rg_quantile
-        if q is None or n == 0:
+        if q is None:
+            return cls("none", n_chains=n)
+        if n == 0 and cfg.rg_fallback != "law":
             return cls("none", n_chains=n)
         if n >= cfg.rg_min_chains:
             deg = cfg.rg_poly_degree
@@ -214,6 +267,8 @@ class RgThreshold:
             return cls("poly", tuple(float(c) for c in coeffs), n, q)
         if cfg.rg_fallback == "none":
             return cls("none", n_chains=n)
+        if cfg.rg_fallback == "law":
+            return cls("law", (cfg.rg_law_factor * COMPACT_RG_PREFACTOR,), n, None)
         scale = float(np.quantile(rgs / lengths**FLORY_EXPONENT, q))
         return cls("scaled", (scale,), n, q)
 

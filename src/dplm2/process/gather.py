@@ -48,7 +48,7 @@ CHAIN_SCHEMA = pa.schema(
         ("resolution", pa.float32()), ("method", pa.string()), ("release_date", pa.date32()),
         ("oligomeric_count", pa.int32()), ("loop_fraction", pa.float32()),
         ("helix_fraction", pa.float32()), ("strand_fraction", pa.float32()),
-        ("radius_of_gyration", pa.float32()),
+        ("radius_of_gyration", pa.float32()), ("chain_breaks", pa.int32()),
     ]
 )  # fmt: skip
 

@@ -1,11 +1,13 @@
-"""Parse step: one shard of the download manifests -> chains with metrics and parse verdicts.
+"""Parse step: one shard of the manifests -> chains with metrics and parse verdicts.
 
-Rows of ``pdb_manifest.parquet`` and ``afdb_manifest.parquet`` are pooled, sorted by
-``(source, id)`` and dealt round-robin to ``parse_shards`` shards, so every shard gets a similar
-mix. Each file is read with :func:`dplm2.structure.read_entry`; AFDB chains get their
-low-confidence ends trimmed; metrics and the parse-time filters are recorded per chain. A file
-that cannot be used (download failed, corrupt, not protein, ...) becomes one record with
-``error`` set; the shard always completes.
+Rows of ``pdb_manifest.parquet``, ``afdb_manifest.parquet`` and the local sources' manifest
+(:mod:`dplm2.process.local`: its rows carry their own ``source`` label and a ``plddt`` flag)
+are pooled, sorted by ``(source, id)`` and dealt round-robin to ``parse_shards`` shards, so
+every shard gets a similar mix. Each file is read with :func:`dplm2.structure.read_entry`;
+chains with pLDDT (AFDB, local sources marked so) get their low-confidence ends trimmed;
+metrics and the parse-time filters are recorded per chain, with what the reader removed from
+the chain. A file that cannot be used (download failed, corrupt, not protein, ...) becomes one
+record with ``error`` set; the shard always completes.
 
 The shard file holds the metadata columns (:data:`~dplm2.process.records.METADATA_SCHEMA`)
 plus the chain columns (:data:`CHAIN_COLUMNS`, null for failed files).
@@ -30,6 +32,7 @@ from dplm2.process.metrics import chain_metrics, plddt_stats
 from dplm2.process.records import METADATA_SCHEMA, ChainRecord
 from dplm2.structure import Chain, StructureError, read_entry
 from dplm2.structure.read import split_name
+from dplm2.structure.residues import is_d_amino
 
 log = logging.getLogger(__name__)
 
@@ -48,13 +51,21 @@ PARSED_SCHEMA = pa.schema(list(METADATA_SCHEMA) + list(CHAIN_COLUMNS))
 
 
 def manifest_rows(manifests: dict[str, str | os.PathLike]) -> list[dict]:
-    """Rows of the manifests (``{"pdb": path, "afdb": path}``) with a ``source`` column,
-    sorted by ``(source, id)``."""
+    """Rows of the manifests (``{"pdb": path, "afdb": path, "local": path}``) with ``source``
+    and ``plddt`` columns, sorted by ``(source, id)``. The local manifest names each row's
+    source label and whether it carries pLDDT; its ``ignored`` rows (not structure files) are
+    left out."""
     rows = []
-    for source, path in manifests.items():
+    for kind, path in manifests.items():
+        if kind == "local":
+            df = read_parquet_checked(path, required_columns=MANIFEST_COLUMNS + ("source", "plddt"))
+            df = df.filter(df["status"] != "ignored")
+            for row in df.select(MANIFEST_COLUMNS + ("source", "plddt")).iter_rows(named=True):
+                rows.append(row)
+            continue
         df = read_parquet_checked(path, required_columns=MANIFEST_COLUMNS)
         for row in df.select(MANIFEST_COLUMNS).iter_rows(named=True):
-            rows.append({**row, "source": source})
+            rows.append({**row, "source": kind, "plddt": kind == "afdb"})
     rows.sort(key=lambda r: (r["source"], str(r["id"])))
     return rows
 
@@ -66,11 +77,13 @@ def shard_rows(rows: list[dict], index: int, count: int) -> list[dict]:
     return rows[index::count]
 
 
-def process_file(path: Path, source: str, entry_id: str | None, cfg: ProcessConfig
-                 ) -> Iterator[tuple[ChainRecord, Chain | None]]:
-    """Records (and stored chains) of one structure file; a failure yields one error record."""
+def process_file(path: Path, source: str, entry_id: str | None, cfg: ProcessConfig,
+                 plddt: bool | None = None) -> Iterator[tuple[ChainRecord, Chain | None]]:
+    """Records (and stored chains) of one structure file; a failure yields one error record.
+    ``plddt``: B-factors are pLDDT (default: AFDB only)."""
     try:
-        entry = read_entry(path, source, entry_id=entry_id, max_abs_coord=cfg.max_abs_coord)
+        entry = read_entry(path, source, entry_id=entry_id, plddt=plddt,
+                           max_abs_coord=cfg.max_abs_coord)
     except StructureError as exc:
         yield _failed(path, source, entry_id, str(exc)), None
         return
@@ -83,6 +96,9 @@ def process_file(path: Path, source: str, entry_id: str | None, cfg: ProcessConf
             start, stop = plddt_trim_bounds(chain.plddt, cfg.filters.plddt_trim_threshold)
         stored = chain.slice(start, stop) if (start, stop) != (0, len(chain)) else chain
         m = chain_metrics(stored)
+        names = entry.residue_names[chain.chain_id][start:stop]
+        d_amino = sum(map(is_d_amino, names)) / len(names) if names else 0.0
+        removed = "; ".join(entry.removed.get(chain.chain_id, ())) or None
         rec = ChainRecord(
             id=chain.id, source=source, file=str(path), entry_id=entry.entry_id,
             chain_id=chain.chain_id, sequence=stored.sequence,
@@ -94,7 +110,8 @@ def process_file(path: Path, source: str, entry_id: str | None, cfg: ProcessConf
             oligomeric_count=info.oligomeric_count, oligomeric_source=info.oligomeric_source,
             helix_fraction=m.helix_fraction, strand_fraction=m.strand_fraction,
             loop_fraction=m.loop_fraction, radius_of_gyration=m.radius_of_gyration,
-            backbone_fraction=m.backbone_fraction,
+            backbone_fraction=m.backbone_fraction, unknown_fraction=m.unknown_fraction,
+            d_amino_fraction=d_amino, chain_breaks=m.chain_breaks, removed_residues=removed,
         )  # fmt: skip
         verdicts = tuple(f.verdict(rec) for f in filters)
         yield ChainRecord(**{**_fields(rec), "verdicts": verdicts}), stored
@@ -121,7 +138,8 @@ def parse_shard(rows: list[dict], cfg: ProcessConfig, root: Path | None = None
     chains: list[Chain | None] = []
     for row in tqdm(rows, desc="parse", unit="file", mininterval=5):
         source = row["source"]
-        entry_id = str(row["id"]).lower() if source == "pdb" else None
+        entry_id = (str(row["id"]).lower() if source == "pdb"
+                    else None if source == "afdb" else str(row["id"]))
         if row["status"] not in USABLE or not row["path"]:
             reason = f"download {row['status']}: {row.get('error') or 'no file'}"
             records.append(_failed(Path(str(row["path"] or row["id"])), source,
@@ -132,7 +150,7 @@ def parse_shard(rows: list[dict], cfg: ProcessConfig, root: Path | None = None
         if root is not None and not path.is_absolute():
             path = root / path
         try:
-            for rec, chain in process_file(path, source, entry_id, cfg):
+            for rec, chain in process_file(path, source, entry_id, cfg, bool(row["plddt"])):
                 records.append(rec)
                 chains.append(chain)
         except Exception as exc:  # last resort: one unexpected failure must not end the run

@@ -16,7 +16,7 @@ from typing import Any
 import pyarrow as pa
 
 from dplm2.process.filters import ALL_FILTERS, Verdict
-from dplm2.structure.read import SOURCES
+from dplm2.structure.read import check_source
 
 SPLITS = ("train", "valid", "test")
 NOT_APPLICABLE = "not applicable"  # reason_<filter> of a verdict with pass_<filter> null
@@ -50,6 +50,10 @@ class ChainRecord:
     loop_fraction: float | None = None
     radius_of_gyration: float | None = None
     backbone_fraction: float | None = None
+    unknown_fraction: float | None = None
+    d_amino_fraction: float | None = None
+    chain_breaks: int | None = None
+    removed_residues: str | None = None
     error: str | None = None
     verdicts: tuple[Verdict, ...] = ()
     split: str | None = None
@@ -57,8 +61,10 @@ class ChainRecord:
 
     def __post_init__(self) -> None:
         where = f"record {self.id!r}"
-        if self.source not in SOURCES:
-            raise ValueError(f"{where}: source {self.source!r} not in {SOURCES}")
+        try:
+            check_source(self.source)
+        except ValueError as exc:
+            raise ValueError(f"{where}: {exc}") from None
         if self.error is None:
             if self.sequence is None or self.length != len(self.sequence):
                 raise ValueError(f"{where}: a parsed chain needs a sequence of its length")
@@ -74,6 +80,12 @@ class ChainRecord:
         object.__setattr__(self, "verdicts", ordered)
         if self.split is not None and (self.split not in SPLITS or not self.kept):
             raise ValueError(f"{where}: split {self.split!r} needs a kept chain and one of {SPLITS}")
+
+    @property
+    def predicted(self) -> bool:
+        """A predicted model (AFDB, or a local source with pLDDT): pLDDT filters apply,
+        resolution and release-date rules do not."""
+        return self.source == "afdb" or self.untrimmed_mean_plddt is not None
 
     @property
     def kept(self) -> bool:
@@ -132,7 +144,10 @@ METADATA_SCHEMA = pa.schema(
         ("oligomeric_count", pa.int32()), ("oligomeric_source", pa.string()),
         ("helix_fraction", pa.float32()), ("strand_fraction", pa.float32()),
         ("loop_fraction", pa.float32()), ("radius_of_gyration", pa.float32()),
-        ("backbone_fraction", pa.float32()), ("error", pa.string()),
+        ("backbone_fraction", pa.float32()),
+        ("unknown_fraction", pa.float32()), ("d_amino_fraction", pa.float32()),
+        ("chain_breaks", pa.int32()), ("removed_residues", pa.string()),
+        ("error", pa.string()),
         ("split", pa.string()), ("duplicate_of", pa.string()),
     ]
     + [(f"pass_{n}", pa.bool_()) for n in ALL_FILTERS]

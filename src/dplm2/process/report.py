@@ -21,6 +21,10 @@ def filter_report(records: list[ChainRecord], rg: RgThreshold, config: dict) -> 
 
     lines.append(row("files that failed to parse / download", lambda r: r.error is not None))
     lines.append(row("chains parsed", lambda r: r.error is None))
+    lines.append(row("chains with residues removed (see `removed_residues`)",
+                     lambda r: r.error is None and bool(r.removed_residues)))
+    lines.append(row("chains with chain breaks (see `chain_breaks`)",
+                     lambda r: r.error is None and bool(r.chain_breaks)))
     for name in ALL_FILTERS:
         v = lambda r, n=name: (r.verdict(n) is not None and r.verdict(n).passed is False)  # noqa: E731
         lines.append(row(f"dropped by `{name}`", v))

@@ -7,9 +7,10 @@ verdict naming it (``duplicate_of``). Splits therefore never share a sequence.
 
 Split methods (``process.split.method``):
 
-``date``      PDB chains by initial release date: before ``valid_start`` -> train, before
-              ``test_start`` -> valid, later -> test; AFDB chains and PDB chains without a date
-              -> train (the paper's date split; AFDB only ever trains).
+``date``      experimental chains (PDB, local sources without pLDDT) by initial release
+              date: before ``valid_start`` -> train, before ``test_start`` -> valid, later ->
+              test; predicted chains (AFDB, local with pLDDT) and chains without a date ->
+              train (the paper's date split; AFDB only ever trains).
 ``identity``  built-in greedy clustering (:func:`~dplm2.process.cluster.identity_clusters`);
 ``mmseqs``    ``mmseqs easy-cluster``. For both, whole clusters go to test / valid / train
               with probabilities ``test_fraction`` / ``valid_fraction`` / rest, decided by a
@@ -29,7 +30,7 @@ from dplm2.process.records import ChainRecord
 def representative_key(rec: ChainRecord) -> tuple:
     """Sort key: the smallest key among identical sequences is kept."""
     return (
-        0 if rec.source == "pdb" else 1,
+        1 if rec.predicted else 0,
         rec.resolution if rec.resolution is not None else math.inf,
         -(rec.mean_plddt or 0.0),
         -(rec.backbone_fraction or 0.0),
@@ -82,7 +83,7 @@ def assign_splits(records: list[ChainRecord], cfg: SplitConfig, threads: int = 1
 
 
 def _date_split(rec: ChainRecord, cfg: SplitConfig) -> str:
-    if rec.source != "pdb" or rec.release_date is None:
+    if rec.predicted or rec.release_date is None:
         return "train"
     if rec.release_date < cfg.valid_date:
         return "train"

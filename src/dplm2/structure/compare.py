@@ -45,13 +45,17 @@ class TMAlignResult(NamedTuple):
     rmsd : float
         CA RMSD over the aligned residue pairs (TM-align's own figure).
     n_aligned : int
-        TM-align's "Aligned length": aligned residue pairs closer than 5 Å after superposition
-        (the ``:`` marks of its alignment line).
+        TM-align's "Aligned length": residue pairs of its final alignment (every column without
+        a gap; equal to the binary's figure, tested).
     seq_identity : float
-        Identical aligned residues over aligned pairs (meaningless with poly-Ala sequences).
+        Identical aligned residues over aligned pairs, TM-align's ``Seq_ID`` (meaningless with
+        poly-Ala sequences).
     rotation : ndarray, shape (3, 3)
         Rotation that superimposes ``a`` onto ``b``: ``a @ rotation.T + translation``.
     translation : ndarray, shape (3,)
+    n_close : int
+        Aligned pairs closer than 5 Å after superposition (the ``:`` marks of TM-align's
+        alignment line).
     """
 
     tm_norm_a: float
@@ -61,6 +65,7 @@ class TMAlignResult(NamedTuple):
     seq_identity: float
     rotation: NDArray[np.float64]
     translation: NDArray[np.float64]
+    n_close: int = 0
 
 
 def backbone_points(coords: ArrayLike, atoms: AtomSet = "backbone") -> NDArray[np.float64]:
@@ -245,10 +250,11 @@ def tm_align(
         tm_norm_a=float(res.tm_norm_chain1),
         tm_norm_b=float(res.tm_norm_chain2),
         rmsd=float(res.rmsd),
-        n_aligned=int(marks.count(":")),
+        n_aligned=len(pairs),
         seq_identity=float(identity),
         rotation=np.asarray(res.u, dtype=np.float64),
         translation=np.asarray(res.t, dtype=np.float64),
+        n_close=int(marks.count(":")),
     )
 
 

@@ -1,10 +1,17 @@
 """Read protein chains (and entry-level header facts) from mmCIF, PDB or BinaryCIF files.
 
 One entry point, :func:`read_entry` (with the thin :func:`read_chains`): first model only;
-protein residues only (CCD link type contains "PEPTIDE"; free standard amino acids flagged
-HETATM are ligands and dropped); modified residues mapped to their parents (``MSE -> M``),
-unknown ones to ``X``; alternate locations resolved by highest occupancy (as biotite's
-``altloc="occupancy"``, first one on ties); insertion codes kept as separate residues.
+a chain holds the residues of its polymer entity only - ligands, ions, waters and glycans
+never, even when they share the author chain id (1a4w's D-Arg ``DAR``, 4osx's free glycines);
+residues whose CCD link type is a peptide link are the chain's, modified ones mapped to their
+parents (``MSE -> M``, ``PTR -> Y``), unknown and D-amino acids to ``X``; polymer residues that
+cannot be used (no N/CA/C/O atom, such as a fused chromophore, or not peptide-linked, such as
+an ACE cap) are removed and listed in :attr:`Entry.removed`; alternate locations resolved by
+highest occupancy (as biotite's ``altloc="occupancy"``, first one on ties); insertion codes
+kept as separate residues. Files without entity records (PDB format without TER records,
+mmCIF without ``label_entity_id``) do not say where the polymer ends: a HETATM residue before
+a chain's first or after its last ATOM residue then belongs to the chain only when it is
+peptide-bonded to it (C-N <= 2.0 Å).
 ``.gz`` files are decompressed in memory. mmCIF and PDB text go through gemmi's C++ parser,
 BinaryCIF through biotite (see :mod:`dplm2.structure.residue_table` for why).
 
@@ -42,14 +49,24 @@ from dplm2.structure.header import (
     gemmi_items,
     pdb_header_info,
 )
-from dplm2.structure.residues import STANDARD, is_peptide, one_letter
+from dplm2.structure.residues import is_peptide, one_letter
 from dplm2.structure.residue_table import ResidueTable, from_atoms, from_gemmi
 
-SOURCES = ("pdb", "afdb")
+SOURCES = ("pdb", "afdb")  # the downloaded sources; a local source has a label of its own
+SOURCE_LABEL = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 MAX_ABS_COORD = 1.0e4  # Å; beyond any real structure (PDB format itself stops at 9999.999)
 _FORMATS = {"cif": "cif", "mmcif": "cif", "bcif": "bcif", "pdb": "pdb", "ent": "pdb"}
 EntryInfoReader = Callable[[set], EntryInfo]  # protein chain ids -> header facts
 _AFDB_ID = re.compile(r"^(AF-[A-Za-z0-9]+-F\d+)(?:-model(?:_v\d+)?)?$")
+PEPTIDE_BOND_MAX = 2.0  # Å; C-N of a peptide bond is 1.33 Å
+
+
+def check_source(source: str) -> str:
+    """``source`` if it is ``pdb``, ``afdb`` or a valid local-source label, else ValueError."""
+    if source in SOURCES or SOURCE_LABEL.match(source):
+        return source
+    raise ValueError(f"source must be 'pdb', 'afdb' or a label of lower-case letters, digits and "
+                     f"'_' starting with a letter (at most 32), got {source!r}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,6 +78,10 @@ class Entry:
     entry_id: str
     chains: tuple[Chain, ...]
     info: EntryInfo
+    #: per chain id: the CCD name of each residue of the chain (``MSE``, ``DLE``, ...)
+    residue_names: dict[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)
+    #: per chain id: polymer residues left out, as ``"NRQ 66: no N/CA/C/O atom"``
+    removed: dict[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)
 
 
 def read_chains(path: str | os.PathLike, source: str = "pdb", **kwargs) -> list[Chain]:
@@ -73,6 +94,7 @@ def read_entry(
     source: str = "pdb",
     *,
     entry_id: str | None = None,
+    plddt: bool | None = None,
     max_abs_coord: float = MAX_ABS_COORD,
 ) -> Entry:
     """Read the first model's protein chains and the header facts of one structure file.
@@ -81,11 +103,14 @@ def read_entry(
     ----------
     path : path-like
         ``.cif``, ``.mmcif``, ``.bcif``, ``.pdb`` or ``.ent``, optionally ``.gz``.
-    source : {"pdb", "afdb"}
-        ``afdb``: B-factors are pLDDT (stored per residue, from CA) and ids are
-        ``AF-<accession>-F<n>``; ``pdb``: ids are ``<entry>_<chain>``.
+    source : str
+        ``afdb``: ids are ``AF-<accession>-F<n>``; ``pdb``: ids are ``<entry>_<chain>``; any
+        other label (a local source, :func:`check_source`): ids are ``<entry>_<chain>``.
     entry_id : str, optional
         Entry id for chain ids; default from the file name (lower case for PDB).
+    plddt : bool, optional
+        B-factors are pLDDT (stored per residue, from CA; must lie in [0, 100]); default: only
+        for ``afdb``.
     max_abs_coord : float
         Coordinates beyond this magnitude (Å) make the file invalid.
 
@@ -95,21 +120,25 @@ def read_entry(
         The file cannot give a usable protein chain; the message says why.
     """
     path = Path(path)
-    if source not in SOURCES:
-        raise ValueError(f"source must be one of {SOURCES}, got {source!r}")
+    check_source(source)
+    if plddt is None:
+        plddt = source == "afdb"
     stem, fmt, _ = split_name(path)
     data = _read_bytes(path)
-    table, header = _parse(path, data, fmt)
+    table, header, entities = _parse(path, data, fmt)
     if entry_id is None:
         entry_id = _default_entry_id(stem, source)
-    chains = _build_chains(path, table, source, entry_id, max_abs_coord)
+    if not entities:
+        table = table.select(_attached(table))
+    chains, names, removed = _build_chains(path, table, source, entry_id, plddt, max_abs_coord)
     try:
         info = header({c.chain_id for c in chains})
     except (ValueError, KeyError, IndexError) as exc:  # a malformed header field
         raise StructureError(f"{path}: unreadable header ({exc})") from exc
     if source == "afdb" and info.method is None:
         info = dataclasses.replace(info, method="PREDICTED (AlphaFold DB)")
-    return Entry(path=path, source=source, entry_id=entry_id, chains=tuple(chains), info=info)
+    return Entry(path=path, source=source, entry_id=entry_id, chains=tuple(chains), info=info,
+                 residue_names=names, removed=removed)
 
 
 def split_name(path: Path) -> tuple[str, str, bool]:
@@ -163,18 +192,24 @@ def _decode_text(path: Path, data: bytes) -> str:
         return data.decode("latin-1")
 
 
-def _parse(path: Path, data: bytes, fmt: str) -> tuple[ResidueTable, EntryInfoReader]:
-    """Residue table of the first model and a header reader for one file's bytes."""
+def _parse(path: Path, data: bytes, fmt: str) -> tuple[ResidueTable, EntryInfoReader, bool]:
+    """Residue table of the first model, a header reader and whether the file says which
+    entity each residue belongs to (mmCIF ``label_entity_id``, PDB ``TER`` records)."""
     if fmt == "bcif":
         try:
             bcif = pdbx.BinaryCIFFile.read(io.BytesIO(data))
-            atoms = pdbx.get_structure(
-                bcif, model=1, altloc="all", extra_fields=["b_factor", "occupancy"]
-            )
+            items = biotite_items(bcif.block)
+            block = bcif.block
+            has_entity = ("atom_site" in block and "label_entity_id" in block["atom_site"]
+                          and "entity" in block and "type" in block["entity"])
+            extra = ["b_factor", "occupancy"] + (["label_entity_id"] if has_entity else [])
+            atoms = pdbx.get_structure(bcif, model=1, altloc="all", extra_fields=extra)
         except Exception as exc:  # msgpack/biotite raise many types for junk input
             raise StructureError(f"{path}: not a valid BinaryCIF structure ({exc})") from exc
-        items = biotite_items(bcif.block)
-        return from_atoms(atoms), lambda chains: cif_header_info(items, len(chains))
+        entity_types = dict(zip(items("entity", "id"), (t.lower() for t in items("entity", "type"))))
+        table = from_atoms(atoms, entity_types)
+        return table, lambda chains: cif_header_info(items, len(chains)), has_entity
+
     text = _decode_text(path, data)
     try:
         if fmt == "cif":
@@ -189,29 +224,30 @@ def _parse(path: Path, data: bytes, fmt: str) -> tuple[ResidueTable, EntryInfoRe
     table = from_gemmi(structure)
     if fmt == "cif":
         items = gemmi_items(block)
-        return table, lambda chains: cif_header_info(items, len(chains))
+        has_entity = (len(block.find_loop("_atom_site.label_entity_id")) > 0
+                      and len(block.find_values("_entity.type")) > 0)
+        return table, lambda chains: cif_header_info(items, len(chains)), has_entity
     lines = text.splitlines()
-    return table, lambda chains: pdb_header_info(lines, chains)
+    has_ter = any(line.startswith("TER") for line in lines)
+    return table, lambda chains: pdb_header_info(lines, chains), has_ter
 
 
 def _build_chains(
-    path: Path, table: ResidueTable, source: str, entry_id: str, max_abs_coord: float
-) -> list[Chain]:
+    path: Path, table: ResidueTable, source: str, entry_id: str, plddt: bool,
+    max_abs_coord: float,
+) -> tuple[list[Chain], dict[str, tuple[str, ...]], dict[str, tuple[str, ...]]]:
     uniq = sorted(table.all_names)
     if not uniq:
         raise StructureError(f"{path}: no atoms in the first model")
-    names = table.res_name
-    peptide = [n for n in np.unique(names) if is_peptide(n)]
-    keep = np.isin(names, peptide)
-    # A standard amino acid written as HETATM is a free ligand, not part of a chain.
-    keep &= ~(table.hetero & np.isin(names, list(STANDARD)))
     if table.n_nonfinite:
         raise StructureError(
             f"{path}: {table.n_nonfinite} atom(s) with non-finite (NaN/inf) coordinates"
         )
-    prot = table.select(keep)
-    has_any = np.isfinite(prot.backbone).all(axis=-1).any(axis=1)
-    prot = prot.select(has_any)
+    names = table.res_name
+    peptide = np.isin(names, [n for n in np.unique(names) if is_peptide(n)])
+    has_any = np.isfinite(table.backbone).all(axis=-1).any(axis=1)
+    usable = peptide & has_any
+    prot = table.select(usable)
     if len(prot) == 0:
         found = ", ".join(uniq[:8]) + (" ..." if len(uniq) > 8 else "")
         raise StructureError(f"{path}: no protein chain (residues found: {found})")
@@ -227,17 +263,17 @@ def _build_chains(
             f"{path}: no residue has a complete N-CA-C backbone (CA-only or trace model?)"
         )
     chain_ids = _ordered_unique(prot.chain_id.tolist())
-    chains = []
+    chains, residue_names, removed = [], {}, {}
     for cid in chain_ids:
         sel = np.nonzero(prot.chain_id == cid)[0]
-        if source == "afdb":
-            plddt = prot.b_factor[sel]
-            if not np.all((plddt >= 0) & (plddt <= 100)):
+        if plddt:
+            values = prot.b_factor[sel]
+            if not np.all((values >= 0) & (values <= 100)):
                 raise StructureError(
-                    f"{path}: B-factors outside [0, 100] cannot be pLDDT (is this an AFDB model?)"
+                    f"{path}: B-factors outside [0, 100] cannot be pLDDT (is this a predicted model?)"
                 )
         else:
-            plddt = None
+            values = None
         chains.append(
             Chain(
                 id=_chain_uid(entry_id, cid, source, len(chain_ids)),
@@ -247,10 +283,51 @@ def _build_chains(
                 atom_mask=mask[sel],
                 res_ids=prot.res_id[sel],
                 ins_codes=tuple(prot.ins_code[sel].tolist()),
-                plddt=plddt,
+                plddt=values,
             )
         )
-    return chains
+        residue_names[cid] = tuple(prot.res_name[sel].tolist())
+        gone = np.nonzero((table.chain_id == cid) & ~usable)[0]
+        removed[cid] = tuple(
+            f"{names[i]} {table.res_id[i]}{table.ins_code[i]}: "
+            + ("not an amino acid linked by peptide bonds" if not peptide[i]
+               else "no N/CA/C/O atom")
+            for i in gone
+        )
+    return chains, residue_names, removed
+
+
+def _attached(table: ResidueTable) -> np.ndarray:
+    """Mask of residues that belong to their chain's polymer, for files without entity
+    records: every residue, except HETATM residues before the first or after the last ATOM
+    residue of a chain that are not peptide-bonded (C-N <= :data:`PEPTIDE_BOND_MAX`) to the
+    residue next to them on the chain side (a chain's trailing ligands would otherwise pass
+    as residues). MSE at a chain end is bonded and stays.
+    """
+    keep = np.ones(len(table), dtype=bool)
+    n_xyz, c_xyz = table.backbone[:, 0], table.backbone[:, 2]
+    for cid in _ordered_unique(table.chain_id.tolist()):
+        idx = np.nonzero(table.chain_id == cid)[0]
+        atom = np.nonzero(~table.hetero[idx])[0]
+        if len(atom) == 0:
+            continue  # an all-HETATM chain (e.g. D-peptide): nothing to anchor on
+        first, last = atom[0], atom[-1]
+        for k in range(last + 1, len(idx)):  # trailing: bonded to the previous residue
+            i, prev = idx[k], idx[k - 1]
+            if not keep[prev] or not _bonded(c_xyz[prev], n_xyz[i]):
+                keep[idx[k:]] = False
+                break
+        for k in range(first - 1, -1, -1):  # leading: bonded to the next residue
+            i, nxt = idx[k], idx[k + 1]
+            if not keep[nxt] or not _bonded(c_xyz[i], n_xyz[nxt]):
+                keep[idx[: k + 1]] = False
+                break
+    return keep
+
+
+def _bonded(c: np.ndarray, n: np.ndarray) -> bool:
+    d = float(np.linalg.norm(c - n))
+    return d <= PEPTIDE_BOND_MAX  # NaN (an atom missing) compares False
 
 
 def _chain_uid(entry_id: str, chain_id: str, source: str, n_chains: int) -> str:

@@ -1,9 +1,17 @@
 """Residue-level arrays of a model's first structure, from gemmi (text) or biotite (BinaryCIF).
 
 :class:`ResidueTable` holds, per residue of the first model in file order, the chain id, name,
-number, insertion code, HETATM flag, backbone coordinates ``[R, 4, 3]`` (N, CA, C, O; NaN =
-missing) and a B-factor (CA's, else the mean of the residue's atoms). The reader builds chains
-from it whatever the file format, so both back ends give identical chains (tested).
+number, insertion code, HETATM flag, backbone coordinates ``[R, 4, 3]`` (N, CA, C, O; NaN = missing) and a B-factor (CA's, else the mean of
+the residue's atoms). Waters and residues of non-polymer entities (ligands, ions) are left out;
+polymer residues without any backbone atom (a fused chromophore such as CRO/NRQ) stay, with
+NaN coordinates, so the reader can say what it removed. The reader builds chains from the
+table whatever the file format, so both back ends give identical chains (tested).
+
+Entities: mmCIF/BinaryCIF files say which entity each atom belongs to (``label_entity_id`` and
+``_entity.type``); for PDB-format files (and mmCIF without entity records) gemmi's
+``setup_entities`` infers it from TER records and residue types. Without TER records that
+inference calls trailing ligands polymer, which :mod:`dplm2.structure.read` corrects by
+geometry (a HETATM residue outside the chain's ATOM span must be peptide-bonded to it).
 
 Why two back ends: gemmi's C++ mmCIF/PDB parser is 6-10x faster than biotite's pure-Python CIF
 tokenizer (about 7 ms vs 50 ms for a 300-residue entry, ``bench/parse_throughput.py``), which
@@ -27,6 +35,7 @@ import numpy as np
 from dplm2.structure.chain import BACKBONE_ATOMS
 
 _BB_INDEX = {name: k for k, name in enumerate(BACKBONE_ATOMS)}
+WATER = frozenset({"HOH", "DOD", "WAT", "H2O"})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,19 +79,23 @@ def from_gemmi(structure) -> ResidueTable:
     global _GEMMI_BACKBONE
     if _GEMMI_BACKBONE is None:
         _GEMMI_BACKBONE = gemmi.Selection("/1/*/*/" + ",".join(BACKBONE_ATOMS))
+    structure.add_entity_types(False)  # where the file gives none: from TER records, residue types
     model = _GEMMI_BACKBONE.copy_model_selection(structure[0])
     chain_ids, names, nums, icodes, het, bbs, bfacs, occs = [], [], [], [], [], [], [], []
     atom_occ = []
     nan3 = [math.nan] * 3
+    skip = (gemmi.EntityType.Water, gemmi.EntityType.NonPolymer, gemmi.EntityType.Branched)
     for chain in model:
         cname = chain.name
         last = None
         for res in chain:
+            if res.entity_type in skip:
+                continue  # ligand, ion, water, glycan: never part of a chain
             bb = [nan3, nan3, nan3, nan3]
             occ = [-1.0, -1.0, -1.0, -1.0]
             bsum, n_atoms, ca_b = 0.0, 0, None
-            if len(res) == 0:
-                continue  # no backbone atom: not a residue we can use
+            if len(res) == 0:  # polymer residue without backbone atoms: kept to be reported
+                bsum, n_atoms = math.nan, 1
             for atom in res:
                 k = _BB_INDEX[atom.name]
                 bsum += atom.b_iso
@@ -133,9 +146,13 @@ def from_gemmi(structure) -> ResidueTable:
     )
 
 
-def from_atoms(atoms: struc.AtomArray) -> ResidueTable:
+def from_atoms(atoms: struc.AtomArray, entity_types: dict[str, str] | None = None) -> ResidueTable:
     """Residue table of a biotite AtomArray of one model read with ``altloc="all"`` and the
-    ``occupancy`` and ``b_factor`` annotations.
+    ``occupancy`` and ``b_factor`` annotations (plus ``label_entity_id`` when the file has it).
+
+    ``entity_types`` maps entity id to ``_entity.type`` (``polymer``, ``non-polymer``,
+    ``water``, ``branched``); residues of other than polymer entities are left out. Without
+    entity information every residue but water counts as polymer.
 
     Alternate locations are resolved here rather than by biotite's ``altloc="occupancy"``,
     which drops residues whose altloc ids are ``1``/``2`` instead of ``A``/``B`` (seen in
@@ -143,10 +160,18 @@ def from_atoms(atoms: struc.AtomArray) -> ResidueTable:
     """
     if atoms.array_length() == 0:
         return _empty()
+    all_names = frozenset(np.unique(atoms.res_name).tolist())
+    cats = atoms.get_annotation_categories()
+    if entity_types and "label_entity_id" in cats:
+        kinds = np.array([entity_types.get(e, "polymer") for e in atoms.label_entity_id.tolist()])
+        atoms = atoms[kinds == "polymer"]
+    else:
+        atoms = atoms[~np.isin(atoms.res_name, list(WATER))]
+    if atoms.array_length() == 0:
+        return dataclasses.replace(_empty(), all_names=all_names)
     starts = struc.get_residue_starts(atoms)
     nres = len(starts)
     res_index = np.searchsorted(starts, np.arange(atoms.array_length()), side="right") - 1
-    cats = atoms.get_annotation_categories()
     occ_atoms = atoms.occupancy if "occupancy" in cats else np.ones(atoms.array_length())
     b_atoms = atoms.b_factor if "b_factor" in cats else np.zeros(atoms.array_length())
     # Scatter backbone atoms into [R, 4, 3]; writing in order of increasing occupancy (and
@@ -178,7 +203,7 @@ def from_atoms(atoms: struc.AtomArray) -> ResidueTable:
         backbone=bb,
         b_factor=bfac,
         n_nonfinite=int((~np.isfinite(atoms.coord).all(axis=1)).sum()),
-        all_names=frozenset(np.unique(atoms.res_name).tolist()),
+        all_names=all_names,
     )
     return table.select(_best_of_duplicates(table, bb_occ.max(axis=1)))
 

@@ -10,6 +10,8 @@ tens of microseconds, the cache makes it free after the first time.
 ('M', 'A', 'X', 'X')
 >>> is_peptide("MSE"), is_peptide("HOH"), is_peptide("DA")
 (True, False, False)
+>>> is_d_amino("DLE"), is_d_amino("LEU"), is_d_amino("GLY"), is_d_amino("HOH")
+(True, False, False, False)
 >>> three_letter("M"), three_letter("X")
 ('MET', 'UNK')
 """
@@ -54,6 +56,17 @@ def is_peptide(res_name: str) -> bool:
     except KeyError:  # not in the CCD at all: a non-standard, unknown ligand name
         return False
     return link is not None and "PEPTIDE" in link.upper() and "NON-POLYMER" not in link.upper()
+
+
+@functools.lru_cache(maxsize=None)
+def is_d_amino(res_name: str) -> bool:
+    """True for D-amino acids: CCD link type ``D-PEPTIDE LINKING`` (or another ``D-`` peptide
+    type such as ``D-PEPTIDE NH3 AMINO TERMINUS``). Glycine is achiral and never D."""
+    try:
+        link = info.link_type(res_name.upper())
+    except KeyError:
+        return False
+    return link is not None and link.upper().startswith("D-") and "PEPTIDE" in link.upper()
 
 
 def three_letter(code: str) -> str:

@@ -42,8 +42,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     f.add_argument("--out", required=True, help="file to write")
     f.set_defaults(func=cmd_fetch_encoder)
 
-    k = sub.add_parser("tokenize", help="chain shard -> token shard")
-    k.add_argument("--chains", required=True, help="one chain shard Parquet file")
+    k = sub.add_parser("tokenize", help="chain shard (or structure files) -> token shard")
+    src = k.add_mutually_exclusive_group(required=True)
+    src.add_argument("--chains", help="one chain shard Parquet file")
+    src.add_argument("--structures", nargs="+",
+                     help="PDB / mmCIF / BinaryCIF files (.gz too), folders or globs: every "
+                     "protein chain")
+    k.add_argument("--skip-bad-structures", action="store_true",
+                   help="--structures: leave out files that cannot be read (listed with the "
+                   "reason in the shard's metadata) instead of failing")
     k.add_argument("--tokenizer", required=True, help="tokenizer folder or hub id owner/name")
     k.add_argument("--out", required=True, help="token shard Parquet file to write")
     k.add_argument("--params", default="{}", help="JSON of tokenizer.tokenize")
@@ -114,13 +121,21 @@ def cmd_fetch_encoder(args: argparse.Namespace) -> int:
 def cmd_tokenize(args: argparse.Namespace) -> int:
     from dplm2.tokenizer.config import TokenizeConfig  # noqa: PLC0415
     from dplm2.tokenizer.hub import load_tokenizer  # noqa: PLC0415
-    from dplm2.tokenizer.tokenize import tokenize_shard  # noqa: PLC0415
+    from dplm2.tokenizer.tokenize import tokenize_files, tokenize_shard  # noqa: PLC0415
 
     cfg = _params(args.params, TokenizeConfig, "tokenizer.tokenize")
     _threads(args.threads)
     device = cfg.resolve_device()
+    if args.structures:
+        from dplm2.structure.files import find_structure_files  # noqa: PLC0415
+
+        find_structure_files(args.structures)  # bad paths fail before the model loads
     model, sha = load_tokenizer(args.tokenizer, device=device)
-    tokenize_shard(model, sha, args.chains, args.out, device=device)
+    if args.structures:
+        tokenize_files(model, sha, args.structures, args.out, device=device,
+                       skip_bad=args.skip_bad_structures)
+    else:
+        tokenize_shard(model, sha, args.chains, args.out, device=device)
     return 0
 
 

@@ -1,4 +1,8 @@
-"""Chain shard -> token shard (the ``tokenize`` rule; one job per chain shard).
+"""Chain shard (or structure files) -> token shard (the ``tokenize`` rule; one job per chain
+shard). :func:`tokenize_files` takes structure files, folders and globs directly (``dplm2
+tokenizer tokenize --structures``): every protein chain of every file, ``source`` "files",
+``split`` null; bad files are all reported at once, or skipped and listed in the shard's
+metadata (``skipped_inputs``) with ``skip_bad``.
 
 Output schema (read by the language model), one row per chain, all splits in one file:
 ``id, source, split, sequence, struct_tokens (list<int16>), length, plddt (list<float32>)``.
@@ -25,7 +29,7 @@ import torch
 from tqdm.auto import tqdm
 
 from dplm2.io import read_parquet_checked, write_parquet
-from dplm2.tokenizer.data import collate, read_chain_shard
+from dplm2.tokenizer.data import ChainRecord, collate, read_chain_shard
 from dplm2.tokenizer.model import StructureTokenizer
 
 log = logging.getLogger(__name__)
@@ -66,8 +70,43 @@ def tokenize_shard(
     device: str | torch.device = "cpu",
 ) -> Path:
     """Tokenize every chain of ``chain_shard`` into the token shard ``out_path`` (atomic)."""
+    return _write(model, sha256, read_chain_shard(chain_shard), out_path, device,
+                  {"input": Path(chain_shard).name})
+
+
+def tokenize_files(
+    model: StructureTokenizer,
+    sha256: str,
+    inputs: list[str | os.PathLike],
+    out_path: str | os.PathLike,
+    device: str | torch.device = "cpu",
+    skip_bad: bool = False,
+) -> Path:
+    """Tokenize every protein chain of structure files / folders / globs into ``out_path``."""
+    from dplm2.structure.files import find_structure_files, read_structure_files
+
+    found = find_structure_files(inputs)
+    entries, failures = read_structure_files(
+        found.files, skip_bad=skip_bad, source="pdb",
+        hint="Pass --skip-bad-structures to leave them out (they are listed in the shard's "
+             "metadata, skipped_inputs).")
+    for path, reason in failures:
+        log.warning("skipped %s", reason)
+    records = [ChainRecord(c, "files", None) for e in entries for c in e.chains]
+    ids = [r.id for r in records]
+    if len(set(ids)) != len(ids):
+        dup = sorted({i for i in ids if ids.count(i) > 1})
+        raise ValueError(f"chain ids occur twice (files with the same name in two folders?): {dup[:5]}")
+    if not records:
+        raise ValueError(f"no protein chain in {[str(p) for p in inputs]}")
+    meta = {"input": [str(p) for p in inputs],
+            "skipped_inputs": [{"file": str(p), "reason": r} for p, r in failures]}
+    return _write(model, sha256, records, out_path, device, meta)
+
+
+def _write(model: StructureTokenizer, sha256: str, records: list[ChainRecord],
+           out_path: str | os.PathLike, device, extra_meta: dict) -> Path:
     t0 = time.time()
-    records = read_chain_shard(chain_shard)
     tokens = tokenize_records(model, records, device)
     rows = {
         "id": [r.id for r in records],
@@ -85,7 +124,7 @@ def tokenize_shard(
         "tokenizer_sha256": sha256,
         "codebook_size": model.cfg.codebook_size,
         "unknown_token": model.cfg.unknown_token,
-        "input": Path(chain_shard).name,
+        **extra_meta,
     }
     write_parquet(table, out_path, meta)
     log.info("%s: %d chains, %d residues (%d unknown) in %.1f s", out_path, len(records),
