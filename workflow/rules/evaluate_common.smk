@@ -3,7 +3,7 @@
 
 EVAL = config["evaluate"]
 
-# Which metric tables each generation task gets (spec §6); mirrors dplm2.evaluate.config.TASK_METRICS.
+# Which metric tables each generation task gets (the paper's evaluation); mirrors dplm2.evaluate.config.TASK_METRICS.
 EVAL_TASK_METRICS = {
     "cogen": ["self_consistency", "diversity", "novelty"],
     "folding": ["fold_accuracy"],

@@ -14,8 +14,12 @@ TASK_CHOICES = ("cogen", "folding", "inverse_folding", "scaffold", "ss_cogen")
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser("evaluate", help="metrics of generated samples (spec §6)",
-                              description=__doc__)
+    p = subparsers.add_parser(
+        "evaluate", help="metrics of generated samples (designability, accuracy, diversity, "
+        "novelty, motif)",
+        description="Metrics of generated samples, one command per metric table, plus the "
+        "summary and report figures. Each command takes explicit paths and --params JSON (the "
+        "matching part of the config section 'evaluate').")
     sub = p.add_subparsers(dest="evaluate_command", metavar="<metric>", required=True)
 
     def cmd(name, func, help_, *, samples=True, task=True, params=True):
