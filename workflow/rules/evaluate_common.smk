@@ -52,7 +52,7 @@ def eval_metric_tables(task):
     return [res("evaluate", task, f"{m}.parquet") for m in EVAL_TASK_METRICS[task]]
 
 
-def report_loss_inputs():
+def report_training_inputs():
     """Training metrics tables that some rule writes (a stage not built yet is left out); a
     model taken from a release (config `released`) has no training here to plot."""
     wanted = {}

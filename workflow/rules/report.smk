@@ -1,5 +1,5 @@
 # report stage rules: figures for `snakemake --report` (metric distributions per length per task,
-# loss curves of both trainings). Build the page with:
+# training curves of both trainings). Build the page with:
 #   snakemake --cores 2 && snakemake --report results/report.html
 
 
@@ -58,21 +58,23 @@ rule report_summary_page:
         "cp {input} {output} 2> {log}"
 
 
-rule report_loss_curves:
-    """Loss curves of the tokenizer and LM trainings (train loss terms and validation)."""
+rule report_training:
+    """Training curves of one model (tokenizer or lm), one panel per kind of quantity."""
     input:
-        **report_loss_inputs(),
+        lambda wildcards: report_training_inputs()[wildcards.model],
     output:
         report(
-            res("report", "loss_curves.png"),
-            caption="../report/loss_curves.rst",
+            res("report", "training_{model}.png"),
+            caption="../report/training.rst",
             category="Training",
-            labels={"figure": "loss curves"},
+            labels={"model": "{model}", "figure": "training curves"},
         ),
+    wildcard_constraints:
+        model="tokenizer|lm",
     log:
-        res("logs", "report", "loss_curves.log"),
+        res("logs", "report", "training_{model}.log"),
     benchmark:
-        res("benchmarks", "report", "loss_curves.tsv")
+        res("benchmarks", "report", "training_{model}.tsv")
     conda:
         "../../envs/torch.yaml"
     threads: 1
@@ -81,13 +83,12 @@ rule report_loss_curves:
         runtime=lambda wildcards, attempt: 10 * attempt,
     params:
         code=code_version("evaluate"),
-        pairs=lambda wildcards, input: " ".join(f"{k}={v}" for k, v in input.items()),
     shell:
-        "dplm2 evaluate plot-losses --metrics {params.pairs} --out {output} > {log} 2>&1"
+        "dplm2 evaluate plot-training --metrics {input} --out {output} > {log} 2>&1"
 
 
 REPORT_TARGETS = [
     path
     for task in EVAL_TASKS
     for path in (res("report", f"evaluate_{task}.png"), res("report", f"summary_{task}.md"))
-] + ([res("report", "loss_curves.png")] if report_loss_inputs() else [])
+] + [res("report", f"training_{model}.png") for model in report_training_inputs()]

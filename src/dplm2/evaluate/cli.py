@@ -71,10 +71,10 @@ def register(subparsers) -> None:
     c.add_argument("--metrics", nargs="+", required=True)
     c.add_argument("--out", required=True)
 
-    c = cmd("plot-losses", _plot_losses, "training loss curves (PNG)", samples=False, task=False,
-            params=False)
-    c.add_argument("--metrics", nargs="+", required=True, metavar="LABEL=PATH",
-                   help="e.g. tokenizer=results/tokenizer/metrics.parquet")
+    c = cmd("plot-training", _plot_training, "training curves of the tokenizer or the LM (PNG)",
+            samples=False, task=False, params=False)
+    c.add_argument("--metrics", required=True,
+                   help="the training's metrics table, e.g. results/lm/metrics.parquet")
     c.add_argument("--out", required=True)
 
 
@@ -250,17 +250,16 @@ def _plot_metrics(args) -> int:
     return 0
 
 
-def _plot_losses(args) -> int:
-    from dplm2.evaluate.plots import plot_loss_curves
+def _plot_training(args) -> int:
+    from dplm2.evaluate.plots import plot_training
     from dplm2.io import read_parquet_checked
 
-    tables = {}
-    for item in args.metrics:
-        label, sep, path = item.partition("=")
-        if not sep:
-            raise ValueError(f"--metrics expects LABEL=PATH, got {item!r}")
-        tables[label] = read_parquet_checked(path, ["step"])
-    plot_loss_curves(tables, args.out)
+    df = read_parquet_checked(args.metrics, ["step", "loss"])
+    try:
+        plot_training(df, args.out)
+    except ValueError as exc:
+        raise ValueError(f"{args.metrics}: {exc}") from exc
+    log.info("%d training steps -> %s", df.height, args.out)
     return 0
 
 
