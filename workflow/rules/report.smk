@@ -1,5 +1,5 @@
 # report stage rules: figures for `snakemake --report` (metric distributions per length per task,
-# training curves of both trainings). Build the page with:
+# the best and typical designs in 3D per task, training curves of both trainings). Build the page with:
 #   snakemake --cores 2 && snakemake --report results/report.html
 
 
@@ -58,6 +58,40 @@ rule report_summary_page:
         "cp {input} {output} 2> {log}"
 
 
+rule report_designs:
+    """The task's best and typical designs in 3D (cartoon, pLDDT colours; 3Dmol.js inline)."""
+    input:
+        samples=lambda wildcards: eval_samples(wildcards.task),
+        metrics=lambda wildcards: eval_metric_tables(wildcards.task),
+        refold=lambda wildcards: (
+            [] if wildcards.task == "folding" else [res("evaluate", wildcards.task, "refold.parquet")]
+        ),
+    output:
+        report(
+            res("report", "designs_{task}.html"),
+            caption="../report/designs.rst",
+            category="Evaluation",
+            subcategory="{task}",
+            labels={"task": "{task}", "figure": "designs in 3D"},
+        ),
+    log:
+        res("logs", "report", "designs_{task}.log"),
+    benchmark:
+        res("benchmarks", "report", "designs_{task}.tsv")
+    conda:
+        "../../envs/torch.yaml"
+    threads: 1
+    resources:
+        mem_mb=lambda wildcards, attempt: 2000 * attempt,
+        runtime=lambda wildcards, attempt: 10 * attempt,
+    params:
+        code=code_version("evaluate"),
+        refold=lambda wildcards, input: f"--refold {input.refold[0]}" if input.refold else "",
+    shell:
+        "dplm2 evaluate views --task {wildcards.task} --samples {input.samples} "
+        "--metrics {input.metrics} {params.refold} --out {output} > {log} 2>&1"
+
+
 rule report_training:
     """Training curves of one model (tokenizer or lm), one panel per kind of quantity."""
     input:
@@ -90,5 +124,9 @@ rule report_training:
 REPORT_TARGETS = [
     path
     for task in EVAL_TASKS
-    for path in (res("report", f"evaluate_{task}.png"), res("report", f"summary_{task}.md"))
+    for path in (
+        res("report", f"evaluate_{task}.png"),
+        res("report", f"summary_{task}.md"),
+        res("report", f"designs_{task}.html"),
+    )
 ] + [res("report", f"training_{model}.png") for model in report_training_inputs()]

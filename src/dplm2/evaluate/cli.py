@@ -71,6 +71,13 @@ def register(subparsers) -> None:
     c.add_argument("--metrics", nargs="+", required=True)
     c.add_argument("--out", required=True)
 
+    c = cmd("views", _views, "HTML page of the best and typical designs in 3D (for the report)",
+            params=False)
+    c.add_argument("--metrics", nargs="+", required=True, help="metric tables of the task")
+    c.add_argument("--refold", help="the task's refold.parquet (all tasks but folding)")
+    c.add_argument("--typical", type=int, default=3, help="typical designs shown besides the best")
+    c.add_argument("--out", required=True)
+
     c = cmd("plot-training", _plot_training, "training curves of the tokenizer or the LM (PNG)",
             samples=False, task=False, params=False)
     c.add_argument("--metrics", required=True,
@@ -247,6 +254,14 @@ def _plot_metrics(args) -> int:
 
     tables = {metric_name(p): read_parquet_checked(p, ["sample_id", "length"]) for p in args.metrics}
     plot_metric_distributions(args.task, tables, args.out)
+    return 0
+
+
+def _views(args) -> int:
+    from dplm2.evaluate.views import write_views_page
+
+    views = write_views_page(args.task, args.samples, args.metrics, args.refold, args.out, args.typical)
+    log.info("%s: %d designs in 3D -> %s", args.task, len(views), args.out)
     return 0
 
 
