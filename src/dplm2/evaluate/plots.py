@@ -126,6 +126,13 @@ def _trained(df: pl.DataFrame, col: str) -> pl.DataFrame:
     return part
 
 
+def _points(df: pl.DataFrame, col: str, log_y: bool) -> pl.DataFrame:
+    """:func:`_trained` rows, and on a log axis only the positive ones (a term that is 0
+    throughout, e.g. a loss switched off, then draws nothing)."""
+    part = _trained(df, col)
+    return part.filter(pl.col(col) > 0) if log_y else part
+
+
 def smooth(values: list[float], span: int | None = None) -> list[float]:
     """Exponential moving average with bias correction (as TensorBoard's smoothing); the span
     defaults to ~1/20 of the curve, so a 200-step run averages over ~10 steps."""
@@ -153,7 +160,7 @@ def plot_training(df: pl.DataFrame, out: str | os.PathLike,
         raise ValueError(f"metrics table has no 'step' column; has {df.columns}")
     kind = training_kind(df)
     panels = (_lm_panels if kind == "lm" else _tokenizer_panels)(df.columns)
-    panels = [(t, y, [s for s in series if s[0] in df.columns and _trained(df, s[0]).height], log)
+    panels = [(t, y, [s for s in series if s[0] in df.columns and _points(df, s[0], log).height], log)
               for t, y, series, log in panels]
     panels = [p for p in panels if p[2]]
     plt = _pyplot()
@@ -167,7 +174,7 @@ def plot_training(df: pl.DataFrame, out: str | os.PathLike,
     for ax, (ptitle, ylabel, series, log_y) in zip(axes.flat, panels, strict=False):
         drawn[ptitle] = {}
         for i, (col, label, how) in enumerate(series):
-            part = _trained(df, col)
+            part = _points(df, col, log_y)
             x, y = part["step"].to_list(), part[col].cast(pl.Float64).to_list()
             drawn[ptitle][label] = len(x)
             # an LM task keeps its colour in every panel; amino acids dashed, structure solid
@@ -184,11 +191,11 @@ def plot_training(df: pl.DataFrame, out: str | os.PathLike,
         ax.set_title(ptitle, fontsize=10)
         ax.set_xlabel("step")
         ax.set_ylabel(ylabel)
-        if log_y and all(v > 0 for col, _, _ in series for v in _trained(df, col)[col].to_list()):
+        if log_y:
             ax.set_yscale("log")
         ax.grid(alpha=0.3)
         if len(series) > 1 or any(how == "val" for _, _, how in series):
-            ax.legend(fontsize=7, framealpha=0.7)
+            ax.legend(fontsize=7, framealpha=0.7, ncol=2 if len(series) > 4 else 1)
     name = {"lm": "DPLM-2 language model", "tokenizer": "structure tokenizer"}[kind]
     fig.suptitle(title or f"{name} training ({df['step'].max()} steps)")
     fig.tight_layout()
