@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -36,3 +38,23 @@ def fake_hub(monkeypatch):
         return asked
 
     return serve
+
+
+@pytest.fixture
+def require_tool():
+    """``require_tool(*executables, install=...) -> path``: the first executable found on PATH;
+    none found skips the test, naming how to install one, except under
+    ``DPLM2_REQUIRE_TOOLS=1`` (set by .ci/run, which installs them), where it fails: CI always
+    runs the tests against the oracles (TM-align, MMseqs2) and the browser (Chromium)."""
+
+    def find(*names: str, install: str) -> str:
+        for name in names:
+            path = shutil.which(name)
+            if path:
+                return path
+        why = f"{' / '.join(names)} not installed ({install})"
+        if os.environ.get("DPLM2_REQUIRE_TOOLS") == "1":
+            pytest.fail(f"{why}; DPLM2_REQUIRE_TOOLS=1 asks for every external tool")
+        pytest.skip(why)
+
+    return find

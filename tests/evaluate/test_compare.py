@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 
 import numpy as np
@@ -93,11 +92,11 @@ PAIRS = [("1hml_A", "3lzm_A"), ("1qgi_A", "3kcs_A"), ("2nwd_X", "6oa8_A"), ("d1m
          ("1tim_A", "8tim_A"), ("d1asha_", "1tim_A")]
 
 
-@pytest.mark.skipif(shutil.which("TMalign") is None, reason="TMalign binary not installed (apt tm-align)")
 @pytest.mark.parametrize(("a", "b"), PAIRS)
-def test_tmtools_agrees_with_tmalign_binary(tmp_path, a, b):
+def test_tmtools_agrees_with_tmalign_binary(tmp_path, a, b, require_tool):
     import gzip
 
+    require_tool("TMalign", install="apt-get install tm-align")
     files = []
     for n in (a, b):
         f = tmp_path / f"{n}.pdb"

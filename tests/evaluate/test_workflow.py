@@ -125,7 +125,7 @@ def test_cli_rejects_bad_samples(tmp_path):
 @pytest.mark.slow
 @pytest.mark.skipif(not SNAKEMAKE.exists() and shutil.which("snakemake") is None,
                     reason="snakemake not installed")
-def test_snakemake_cogen_rules_and_single_metric_rerun(tmp_path, tiny_esmfold):
+def test_snakemake_cogen_rules_and_single_metric_rerun(tmp_path, tiny_esmfold, require_tool):
     root = tmp_path / "results"
     _samples(root, "cogen", list(GLOBINS[:3]) + list(TIMS))
     _chain_shards(root)
@@ -137,12 +137,13 @@ def test_snakemake_cogen_rules_and_single_metric_rerun(tmp_path, tiny_esmfold):
     cfgfile.write_text(yaml.safe_dump(cfg))
     exe = str(SNAKEMAKE) if SNAKEMAKE.exists() else shutil.which("snakemake")
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}"}
-    targets = [str(root / "evaluate/cogen/summary.md"), str(root / "report/evaluate_cogen.png")]
+    targets = [str(root / "evaluate/cogen/summary.md"), str(root / "report/evaluate_cogen.png"),
+               str(root / "report/designs_cogen.html")]
 
     # the samples and chain shards here are hand-made: only evaluation rules may run
     allowed = ["evaluate_refold", "evaluate_self_consistency", "evaluate_diversity", "evaluate_novelty",
                "evaluate_novelty_part",
-               "evaluate_summary", "report_metric_plots"]
+               "evaluate_summary", "report_metric_plots", "report_designs"]
 
     def run(*args):
         p = subprocess.run([exe, "--cores", "2", *args, "--allowed-rules", *allowed,
@@ -186,6 +187,19 @@ def test_snakemake_cogen_rules_and_single_metric_rerun(tmp_path, tiny_esmfold):
         assert (ev / f"{m}.parquet").stat().st_mtime_ns == t
     np.testing.assert_array_equal(pl.read_parquet(ev / "diversity.parquet")["cluster"].to_numpy(),
                                   div["cluster"].to_numpy())
+
+    # the report, as a reader opens it: Evaluation -> cogen -> designs in 3D, in headless
+    # Chromium; every view drawn, none blank, no console error, nothing fetched
+    report = tmp_path / "report.html"
+    p = subprocess.run([exe, *targets, "--configfile", str(cfgfile), "--allowed-rules", *allowed,
+                        "--report", str(report)],
+                       cwd=REPO, capture_output=True, text=True, env=env, timeout=300)
+    assert p.returncode == 0, p.stderr[-4000:]
+    require_tool("chromium", "chromium-browser", "google-chrome", install="apt-get install chromium")
+    sys.path.insert(0, str(REPO / "tools"))
+    import report_views_check
+
+    assert report_views_check.check(report) == []
 
 
 def test_cli_ss_cogen_samples_are_evaluated_like_cogen(tmp_path, tiny_esmfold):

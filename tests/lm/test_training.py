@@ -116,6 +116,17 @@ def test_cli_warm_start_train_export(tmp_path):
     model = DPLM2LM.from_pretrained(d / "lm" / "model")
     assert not any("lora" in k for k in model.state_dict())
     assert pl.read_parquet(d / "lm" / "metrics.parquet")["step"].to_list() == [1, 2]
+    # the run's TensorBoard dashboard: losses per modality and task, accuracies, optimiser,
+    # speed and the per-task validation, every training step
+    from dplm2.train.tracking import read_scalars
+
+    ev = read_scalars(d / "lm" / "tensorboard")
+    assert {"train/loss", "optim/lr", "optim/grad_norm", "speed/step_time_s",
+            "speed/tokens_per_s", "val/joint_nll_full_struct", "val/joint_acc_full_aa",
+            "val/inverse_folding_acc_full_aa", "val/folding_nll_full_struct"} <= set(ev), sorted(ev)
+    assert [s for s, _ in ev["train/loss"]] == [1, 2]
+    assert any(t.startswith("train/loss_") for t in ev) and any(t.startswith("accuracy/") for t in ev)
+    assert any(t.startswith("task/") and t.endswith(("/loss_struct", "/loss_aa")) for t in ev)
     bad = dict(params, lora={"rnak": 3})
     r = run("warm-start", "--out", str(d / "x"), "--params", json.dumps(bad))
     assert r.returncode == 2 and "rnak" in r.stderr
@@ -162,3 +173,15 @@ def test_fingerprint_allows_extending_a_run_but_not_changing_it(tmp_path):
     assert run_fingerprint(LMConfig.from_dict(longer), tmp_path, [shard]) == fp
     other = {"train": {"max_steps": 10, "lr": 2e-3, "ckpt_every": 5}}
     assert run_fingerprint(LMConfig.from_dict(other), tmp_path, [shard]) != fp
+
+
+def test_task_losses_average_each_tasks_rows():
+    from dplm2.lm.diffusion import TASKS
+    from dplm2.lm.train import task_losses
+
+    joint, folding = TASKS.index("joint"), TASKS.index("folding")
+    sel = torch.tensor([[True, True, False], [False, True, False], [False, False, True]])
+    wce = torch.tensor([1.0, 2.0, 3.0, 4.0])  # row-major order: rows 0, 0, 1, 2
+    out = task_losses("aa", wce, sel, torch.tensor([joint, folding, joint]))
+    assert out == {"task_loss_joint_aa": pytest.approx(7 / 3), "task_loss_folding_aa": 3.0}
+    assert task_losses("aa", wce, sel, None) == {}

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import shutil
 from datetime import date
 
 import numpy as np
@@ -167,8 +166,8 @@ def test_mmseqs_missing_binary_is_a_clear_error():
         mmseqs_clusters({"a": "MKV"}, 0.3, 0.8, binary="mmseqs-not-installed-here")
 
 
-@pytest.mark.skipif(shutil.which("mmseqs") is None, reason="mmseqs2 not installed")
-def test_mmseqs_clusters_families():
+def test_mmseqs_clusters_families(require_tool):
+    require_tool("mmseqs", install="apt-get install mmseqs2")
     rng = np.random.default_rng(2)
     letters = np.array(list("ACDEFGHIKLMNPQRSTVWY"))
     a, b = ("".join(rng.choice(letters, 120)) for _ in range(2))

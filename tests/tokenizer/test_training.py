@@ -108,6 +108,15 @@ def test_resume_after_interruption_matches_uninterrupted_run(chain_shard, tmp_pa
         assert torch.equal(a[k], b[k]), k
     steps = pl.read_parquet(resumed / "metrics.parquet")["step"].to_list()
     assert steps == [1, 2, 3, 4]
+    # the dashboard continues across the resume: loss terms, codebook use, reconstruction
+    # quality of the validation chains, optimiser and speed
+    from dplm2.train.tracking import read_scalars
+
+    ev = read_scalars(resumed / "tensorboard")
+    assert {"train/loss", "train/fape", "codes/batch_codes_used", "val/ca_rmsd", "val/tm",
+            "val/codes_used", "val/perplexity", "optim/lr", "speed/tokens_per_s"} <= set(ev), sorted(ev)
+    assert [s for s, _ in ev["train/loss"]] == [1, 2, 3, 4]
+    assert [s for s, _ in ev["val/ca_rmsd"]] == [2, 4]
     assert np.isclose(pl.read_parquet(straight / "metrics.parquet")["loss"][-1],
                       pl.read_parquet(resumed / "metrics.parquet")["loss"][-1])
 

@@ -84,7 +84,7 @@ def test_every_consumer_reads_the_released_folders(tmp_path):
     res = tmp_path / "results"
     text = _dry_run(_config(tmp_path, {"lm": LM_HUB, "tokenizer": TOK_HUB}), extra=("-p",))
     jobs = job_stats(text)
-    for rule in ("train_lm", "train_tokenizer", "warm_start", "report_loss_curves"):
+    for rule in ("train_lm", "train_tokenizer", "warm_start", "report_training"):
         assert rule not in jobs, rule
     for rule in ("tokenize", "evaluate_refold", "embed", "generate_cogen", "generate_folding"):
         assert rule in jobs, rule

@@ -3,7 +3,7 @@
 
 EVAL = config["evaluate"]
 
-# Which metric tables each generation task gets (spec §6); mirrors dplm2.evaluate.config.TASK_METRICS.
+# Which metric tables each generation task gets (the paper's evaluation); mirrors dplm2.evaluate.config.TASK_METRICS.
 EVAL_TASK_METRICS = {
     "cogen": ["self_consistency", "diversity", "novelty"],
     "folding": ["fold_accuracy"],
@@ -67,7 +67,7 @@ def eval_metric_tables(task):
     return [res("evaluate", task, f"{m}.parquet") for m in EVAL_TASK_METRICS[task]]
 
 
-def report_loss_inputs():
+def report_training_inputs():
     """Training metrics tables that some rule writes (a stage not built yet is left out); a
     model taken from a release (config `released`) has no training here to plot."""
     wanted = {}

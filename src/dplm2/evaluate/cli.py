@@ -14,8 +14,12 @@ TASK_CHOICES = ("cogen", "folding", "inverse_folding", "scaffold", "ss_cogen")
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser("evaluate", help="metrics of generated samples (spec §6)",
-                              description=__doc__)
+    p = subparsers.add_parser(
+        "evaluate", help="metrics of generated samples (designability, accuracy, diversity, "
+        "novelty, motif)",
+        description="Metrics of generated samples, one command per metric table, plus the "
+        "summary and report figures. Each command takes explicit paths and --params JSON (the "
+        "matching part of the config section 'evaluate').")
     sub = p.add_subparsers(dest="evaluate_command", metavar="<metric>", required=True)
 
     def cmd(name, func, help_, *, samples=True, task=True, params=True):
@@ -75,10 +79,17 @@ def register(subparsers) -> None:
     c.add_argument("--metrics", nargs="+", required=True)
     c.add_argument("--out", required=True)
 
-    c = cmd("plot-losses", _plot_losses, "training loss curves (PNG)", samples=False, task=False,
+    c = cmd("views", _views, "HTML page of the best and typical designs in 3D (for the report)",
             params=False)
-    c.add_argument("--metrics", nargs="+", required=True, metavar="LABEL=PATH",
-                   help="e.g. tokenizer=results/tokenizer/metrics.parquet")
+    c.add_argument("--metrics", nargs="+", required=True, help="metric tables of the task")
+    c.add_argument("--refold", help="the task's refold.parquet (all tasks but folding)")
+    c.add_argument("--typical", type=int, default=3, help="typical designs shown besides the best")
+    c.add_argument("--out", required=True)
+
+    c = cmd("plot-training", _plot_training, "training curves of the tokenizer or the LM (PNG)",
+            samples=False, task=False, params=False)
+    c.add_argument("--metrics", required=True,
+                   help="the training's metrics table, e.g. results/lm/metrics.parquet")
     c.add_argument("--out", required=True)
 
 
@@ -269,17 +280,24 @@ def _plot_metrics(args) -> int:
     return 0
 
 
-def _plot_losses(args) -> int:
-    from dplm2.evaluate.plots import plot_loss_curves
+def _views(args) -> int:
+    from dplm2.evaluate.views import write_views_page
+
+    views = write_views_page(args.task, args.samples, args.metrics, args.refold, args.out, args.typical)
+    log.info("%s: %d designs in 3D -> %s", args.task, len(views), args.out)
+    return 0
+
+
+def _plot_training(args) -> int:
+    from dplm2.evaluate.plots import plot_training
     from dplm2.io import read_parquet_checked
 
-    tables = {}
-    for item in args.metrics:
-        label, sep, path = item.partition("=")
-        if not sep:
-            raise ValueError(f"--metrics expects LABEL=PATH, got {item!r}")
-        tables[label] = read_parquet_checked(path, ["step"])
-    plot_loss_curves(tables, args.out)
+    df = read_parquet_checked(args.metrics, ["step", "loss"])
+    try:
+        plot_training(df, args.out)
+    except ValueError as exc:
+        raise ValueError(f"{args.metrics}: {exc}") from exc
+    log.info("%d training steps -> %s", df.height, args.out)
     return 0
 
 

@@ -77,7 +77,8 @@ def diffusion_loss(
     term above (under the configured softmax); ``nll_full_{h}`` the unweighted mean
     cross-entropy over all 8229 ids and ``acc_full_{h}`` the accuracy of the argmax over all
     8229 ids (the reference's ``index_accuracy``), both independent of ``softmax`` so runs of
-    either definition compare; ``masked_{h}`` the number of masked positions.
+    either definition compare; ``masked_{h}`` the number of masked positions;
+    ``task_loss_<task>_{h}`` the weighted term over each task's rows (:func:`task_losses`).
     """
     if softmax not in ("full", "modality"):
         raise ValueError(f"softmax must be full|modality, got {softmax!r}")
@@ -107,7 +108,25 @@ def diffusion_loss(
             metrics[f"nll_full_{name}"] = float(nll.sum() / n)
             metrics[f"acc_full_{name}"] = float((logits.argmax(-1) == y).float().sum() / n)
             metrics[f"masked_{name}"] = float(sel.sum())
+            metrics.update(task_losses(name, weight * ce, sel, batch.get("task")))
     return (losses[0] + losses[1]) / 2, metrics
+
+
+def task_losses(half: str, weighted_ce: torch.Tensor, sel: torch.Tensor,
+                task: torch.Tensor | None) -> dict[str, float]:
+    """``task_loss_<task>_<half>``: a half's weighted loss over the rows of each task the batch
+    holds (``weighted_ce`` at the ``sel`` positions in row-major order, ``task`` (B,) indices
+    into ``TASKS``); a task with no masked position in that half gets no entry."""
+    if task is None or weighted_ce.numel() == 0:
+        return {}
+    task_of = task[sel.nonzero()[:, 0]]  # (M,) the task of each selected position's row
+    out = {}
+    for i, name in enumerate(TASKS):
+        hit = task_of == i
+        n = int(hit.sum())
+        if n:
+            out[f"task_loss_{name}_{half}"] = float(weighted_ce[hit].detach().sum() / n)
+    return out
 
 
 def bit_diffusion_loss(
@@ -147,6 +166,7 @@ def bit_diffusion_loss(
         metrics[f"loss_{name}"] = float(losses[-1].detach())
         metrics[f"nll_full_{name}"] = float(ce.detach().sum() / n)
         metrics[f"masked_{name}"] = float(sel.sum())
+        metrics.update(task_losses(name, weight * ce, sel, batch.get("task")))
     with torch.no_grad():
         n = max(int(sel_s.sum()), 1)
         hit = out.struct.argmax(-1) == bits  # (Ms, 13)
@@ -213,6 +233,13 @@ def loss_fn(cfg: DiffusionConfig, self_mixup: bool = False, bit_loss_ignore_inde
     softmax range, self-mixup and bit-loss switch."""
     return functools.partial(training_loss, softmax=cfg.softmax, self_mixup=self_mixup,
                              ignore_one=bit_loss_ignore_index_bug)
+
+
+def count_tokens(batch: dict[str, torch.Tensor]) -> int:
+    """Tokens of a batch (both halves, special tokens included, padding not): ``tokens_per_s``."""
+    from dplm2.lm.vocab import PAD
+
+    return int((batch["input_ids"] != PAD).sum())
 
 
 def validation_fn(proteins: Sequence[Protein], cfg: LMConfig, seed: int = 12345):
@@ -345,6 +372,7 @@ def build_trainer(
         export_fn=lambda m, _folder: export_model(m, model_dir),
         env=env,
         desc="lm",
+        count_tokens=count_tokens,
     )
 
 

@@ -18,7 +18,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``tokenizer`` stage and its sub-commands to the top-level parser."""
     p = subparsers.add_parser(
         "tokenizer", help="train the structure tokenizer, tokenize/detokenize structures",
-        description="LFQ structure tokenizer (DPLM-2 section 2).",
+        description="LFQ structure tokenizer (DPLM-2 paper, section 2).",
     )
     sub = p.add_subparsers(dest="tokenizer_command", metavar="<command>", required=True)
 

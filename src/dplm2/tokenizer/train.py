@@ -112,6 +112,7 @@ def train_tokenizer(
         export_fn=save_tokenizer,
         env=env,
         desc="tokenizer",
+        count_tokens=lambda batch: int(batch["mask"].sum()),  # residues per second
     )
     last = trainer.fit()
     if not env.is_main:

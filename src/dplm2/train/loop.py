@@ -13,6 +13,10 @@ Contracts with the model code
     Called on rank 0 with the unwrapped model in eval mode under ``torch.no_grad``.
 ``export_fn(model, folder)``
     Writes the final weights (e.g. ``save_pretrained``) on rank 0.
+``count_tokens(batch) -> int``
+    Optional: the tokens (residues) a batch holds, for the ``tokens_per_s`` metric.
+
+Every metrics row also goes to TensorBoard as the run goes (:mod:`dplm2.train.tracking`).
 
 Why hand-written rather than Lightning/Accelerate: the loop is ~250 lines, the exact-resume
 and NaN-skip semantics the project promises are easier to prove on code we own, and neither
@@ -42,6 +46,7 @@ from dplm2.io import atomic_path, write_parquet
 from dplm2.train.config import TrainConfig
 from dplm2.train.distributed import DistEnv, dist_env
 from dplm2.train.schedule import lr_at
+from dplm2.train.tracking import RunTracker
 
 log = logging.getLogger(__name__)
 
@@ -107,6 +112,7 @@ class Trainer:
         env: DistEnv | None = None,
         find_unused_parameters: bool = False,
         desc: str = "train",
+        count_tokens: Callable[[Any], int] | None = None,
     ) -> None:
         self.cfg = cfg
         self.env = env or dist_env()
@@ -115,6 +121,8 @@ class Trainer:
         self.metrics_path = self.out_dir / "metrics.parquet"
         self.loss_fn, self.batch_fn, self.val_fn, self.export_fn = loss_fn, batch_fn, val_fn, export_fn
         self.desc = desc
+        self.count_tokens = count_tokens
+        self._tokens = 0  # tokens of the current step's micro-batches on this rank
         self.model = model.to(self.env.device)
         params = param_groups or [{"params": [p for p in model.parameters() if p.requires_grad]}]
         self.optimizer = torch.optim.AdamW(
@@ -197,7 +205,10 @@ class Trainer:
 
     # -- the loop ----------------------------------------------------------------------
     def _forward_backward(self, micro: int, last: bool) -> tuple[torch.Tensor, dict[str, float]]:
-        batch = to_device(self.batch_fn(micro, self.env.rank, self.env.world_size), self.env.device)
+        batch = self.batch_fn(micro, self.env.rank, self.env.world_size)
+        if self.count_tokens is not None:
+            self._tokens += int(self.count_tokens(batch))
+        batch = to_device(batch, self.env.device)
         sync = (
             contextlib.nullcontext()
             if last or not self.env.distributed
@@ -229,13 +240,16 @@ class Trainer:
         for group in self.optimizer.param_groups:
             group["lr"] = lr * group.get("lr_scale", 1.0)
         self.optimizer.zero_grad(set_to_none=True)
-        losses, metrics = [], {}
+        t_step, self._tokens = time.time(), 0
+        losses, sums, counts = [], {}, {}
         for k in range(cfg.grad_accum):
             micro = self.step * cfg.grad_accum + k
             loss, m = self._forward_backward(micro, last=k == cfg.grad_accum - 1)
             losses.append(loss)
-            for key, v in m.items():
-                metrics[key] = metrics.get(key, 0.0) + float(v) / cfg.grad_accum
+            for key, v in m.items():  # a metric's mean over the micro-batches that report it
+                sums[key] = sums.get(key, 0.0) + float(v)
+                counts[key] = counts.get(key, 0) + 1
+        metrics = {key: sums[key] / counts[key] for key in sums}
         loss = torch.stack(losses).float().mean()
         ok = bool(torch.isfinite(loss)) and self._grads_finite()
         if self.env.distributed:  # every rank must agree to skip, or DDP deadlocks
@@ -265,6 +279,10 @@ class Trainer:
                     "learning rate or check the input data."
                 )
         self.step += 1
+        step_time = time.time() - t_step
+        row["step_time_s"] = step_time
+        if self.count_tokens is not None:  # every rank holds about as many tokens as this one
+            row["tokens_per_s"] = self._tokens * self.env.world_size / max(step_time, 1e-9)
         row["wall_s"] = self.wall_before + (time.time() - self._t0)
         return row
 
@@ -289,6 +307,8 @@ class Trainer:
             disable=not self.env.is_main, dynamic_ncols=True, mininterval=2.0,
         )
         row: dict[str, Any] = self.rows[-1] if self.rows else {}
+        # live dashboards (TensorBoard, W&B) on rank 0; flushed at every checkpoint
+        tracker = RunTracker(self.out_dir, self.desc, self.step, cfg.to_dict()) if self.env.is_main else None
         while self.step < cfg.max_steps:
             row = self.train_step()
             last = self.step == cfg.max_steps
@@ -297,15 +317,21 @@ class Trainer:
             ):
                 row.update(self.validate())
             self.rows.append(row)
+            if tracker is not None:
+                tracker.log(row)
             if self.step % max(cfg.log_every, 1) == 0 or last:
                 bar.set_postfix(loss=f"{row['loss']:.4f}", lr=f"{row['lr']:.2e}")
                 log.debug("step %d %s", self.step, row)
             bar.update(1)
             if self.step % cfg.ckpt_every == 0 or last:
                 self.save_checkpoint()
+                if tracker is not None:
+                    tracker.flush()
                 if self.env.distributed:
                     torch.distributed.barrier()
         bar.close()
+        if tracker is not None:
+            tracker.close()
         if self.export_fn is not None and self.env.is_main:
             self.model.eval()
             self.export_fn(self.model, self.out_dir)
