@@ -69,12 +69,6 @@ def test_one_job_per_shard(paper):
     assert stats.get("download_afdb", 0) == n_afdb
     assert shards("process_parse", "pshard") == {f"{i:05d}" for i in range(n_parse)}
     assert shards("tokenize", "tokshard") == {f"{i:05d}-of-{n_chain:05d}" for i in range(n_chain)}
-    # novelty scatters over the chain shards: one part per (task, shard), merged per task
-    novelty_tasks = [t for t in cfg["evaluate"]["tasks"] if t in ("cogen", "ss_cogen")]
-    assert novelty_tasks and not cfg["evaluate"]["novelty"].get("max_references")
-    parts = [(j.wildcards["task"], j.wildcards["part"]) for j in jobs
-             if j.rule == "evaluate_novelty_part"]
-    assert sorted(parts) == sorted((t, f"{i:05d}") for t in novelty_tasks for i in range(n_chain))
 
 
 def test_job_count(paper):
@@ -87,8 +81,6 @@ def test_job_count(paper):
         "process_parse": int(proc.get("parse_shards", 2)), "process_gather": 1,
         "train_tokenizer": 1, "tokenize": int(proc.get("n_shards", 2)),
         "warm_start": 1, "train_lm": 1, "all": 1,
-        "evaluate_novelty_part": int(proc.get("n_shards", 2)) * len(
-            [t for t in cfg["evaluate"]["tasks"] if t in ("cogen", "ss_cogen")]),
         **{f"generate_{t}": 1 for t in cfg["generate"]["tasks"]},
     }
     if dl["afdb"].get("enabled", True):
@@ -106,8 +98,7 @@ def test_job_count(paper):
         if rule not in expected and rule != "total":
             assert 1 <= n <= n_tasks, f"{rule}: {n} jobs"
     assert sum(n for r, n in stats.items() if r != "total") == stats["total"] == len(jobs)
-    shard_jobs = sum(expected[r] for r in ("download_pdb", "process_parse", "tokenize",
-                                           "evaluate_novelty_part"))
+    shard_jobs = sum(expected[r] for r in ("download_pdb", "process_parse", "tokenize"))
     assert stats["total"] > shard_jobs > 100
 
 

@@ -142,7 +142,6 @@ def test_snakemake_cogen_rules_and_single_metric_rerun(tmp_path, tiny_esmfold, r
 
     # the samples and chain shards here are hand-made: only evaluation rules may run
     allowed = ["evaluate_refold", "evaluate_self_consistency", "evaluate_diversity", "evaluate_novelty",
-               "evaluate_novelty_part",
                "evaluate_summary", "report_metric_plots", "report_designs"]
 
     def run(*args):
@@ -163,15 +162,6 @@ def test_snakemake_cogen_rules_and_single_metric_rerun(tmp_path, tiny_esmfold, r
     assert len(globin_clusters) == 1 and len(tim_clusters) == 1 and globin_clusters != tim_clusters
     nov = pl.read_parquet(ev / "novelty.parquet")
     assert (nov["pdb_tm"] > 0.6).all()  # every sample has a family member in the training set
-    # scattered: one part per chain shard, merged; equal to one run over every shard
-    assert sorted(p.name for p in (ev / "novelty_parts").iterdir()) == [
-        "00000.parquet", "00001.parquet"]
-    shards = sorted(str(p) for p in (root / "chains").glob("chains-*.parquet"))
-    assert dplm2_main(["evaluate", "novelty", "--task", "cogen", "--samples",
-                       str(root / "generate" / "cogen" / "samples.parquet"), "--chains", *shards,
-                       "--out", str(tmp_path / "one_run.parquet")]) == 0
-    one_run = pl.read_parquet(tmp_path / "one_run.parquet")
-    assert nov.select(one_run.columns).equals(one_run)
     md = (ev / "summary.md").read_text()
     assert "n_clusters" in md and f"esmfold:{tiny_esmfold}" in md
     assert (root / "report" / "evaluate_cogen.png").stat().st_size > 1000

@@ -140,19 +140,17 @@ rule evaluate_diversity:
         "--self-consistency {input.sc} --out {output} --params {params.cfg:q} > {log} 2>&1"
 
 
-rule evaluate_novelty_part:
-    """Max TM-score of each sample to the training chains of one chain shard (or all: part "all")."""
+rule evaluate_novelty:
+    """Max TM-score of each sample to the training chains (pdb-TM)."""
     input:
         samples=res("generate", "{task}", "samples.parquet"),
-        chains=novelty_part_chains,
+        chains=eval_chain_shards(),
     output:
-        res("evaluate", "{task}", "novelty_parts", "{part}.parquet"),
+        res("evaluate", "{task}", "novelty.parquet"),
     log:
-        res("logs", "evaluate", "{task}", "novelty_{part}.log"),
+        res("logs", "evaluate", "{task}", "novelty.log"),
     benchmark:
-        res("benchmarks", "evaluate", "{task}", "novelty_{part}.tsv")
-    wildcard_constraints:
-        part="all|[0-9]{5}",
+        res("benchmarks", "evaluate", "{task}", "novelty.tsv")
     conda:
         "../../envs/torch.yaml"
     threads: 8  # one process per sample at a time; Snakemake caps it at --cores
@@ -163,34 +161,9 @@ rule evaluate_novelty_part:
         code=code_version("evaluate"),
         cfg=section("evaluate", "novelty"),
     shell:
-        "dplm2 evaluate novelty --part --task {wildcards.task} --samples {input.samples} "
+        "dplm2 evaluate novelty --task {wildcards.task} --samples {input.samples} "
         "--chains {input.chains} --threads {threads} --out {output} --params {params.cfg:q} "
         "> {log} 2>&1"
-
-
-rule evaluate_novelty:
-    """pdb-TM: the best of the novelty parts per sample (the same as one run over all shards)."""
-    input:
-        parts=lambda wildcards: [
-            res("evaluate", wildcards.task, "novelty_parts", f"{part}.parquet")
-            for part in NOVELTY_PARTS
-        ],
-    output:
-        res("evaluate", "{task}", "novelty.parquet"),
-    log:
-        res("logs", "evaluate", "{task}", "novelty.log"),
-    benchmark:
-        res("benchmarks", "evaluate", "{task}", "novelty.tsv")
-    conda:
-        "../../envs/torch.yaml"
-    threads: 1
-    resources:
-        mem_mb=lambda wildcards, attempt: 2000 * attempt,
-        runtime=lambda wildcards, attempt: 30 * attempt,
-    params:
-        code=code_version("evaluate"),
-    shell:
-        "dplm2 evaluate novelty-merge --parts {input.parts} --out {output} > {log} 2>&1"
 
 
 rule evaluate_motif:

@@ -34,21 +34,6 @@ def eval_chain_shards():
     return [res("chains", f"chains-{i:05d}-of-{n:05d}.parquet") for i in range(n)]
 
 
-# Novelty scatters over the chain shards (one job per shard, merged by evaluate_novelty), so a
-# cluster spreads the alignments; with evaluate.novelty.max_references ("the first N chains in
-# shard order") one part reads every shard.
-NOVELTY_PARTS = (
-    ["all"]
-    if EVAL["novelty"].get("max_references")
-    else [f"{i:05d}" for i in range(int(config.get("process", {}).get("n_shards", 2)))]
-)
-
-
-def novelty_part_chains(wildcards):
-    shards = eval_chain_shards()
-    return shards if wildcards.part == "all" else [shards[int(wildcards.part)]]
-
-
 def eval_refold_models(wildcards):
     """The DPLM-2 folding backend reads the workflow's LM and tokenizer (trained here or
     released: LM_FILES / TOKENIZER_FILES in common.smk); ESMFold reads neither."""

@@ -56,13 +56,6 @@ def register(subparsers) -> None:
     c = cmd("novelty", _novelty, "max TM-score to the training structures")
     c.add_argument("--chains", nargs="+", required=True, help="process stage chain shards")
     c.add_argument("--threads", type=int, default=1, help="processes aligning samples in parallel")
-    c.add_argument("--part", action="store_true",
-                   help="one part of a scattered run: shards without references give empty scores")
-    c.add_argument("--out", required=True)
-
-    c = cmd("novelty-merge", _novelty_merge, "merge the novelty parts of a scattered run",
-            samples=False, task=False, params=False)
-    c.add_argument("--parts", nargs="+", required=True, help="part tables, in chain-shard order")
     c.add_argument("--out", required=True)
 
     c = cmd("motif", _motif, "motif-scaffolding success")
@@ -215,26 +208,11 @@ def _novelty(args) -> int:
 
     cfg = NoveltyConfig.from_json(args.params, "evaluate.novelty")
     samples = read_samples(args.samples, args.task)
-    ids, refs = load_references(args.chains, cfg.split, cfg.max_references, allow_empty=args.part)
+    ids, refs = load_references(args.chains, cfg.split, cfg.max_references)
     log.info("novelty against %d %s chains", len(ids), cfg.split)
     structures = [sample_structure(r) for r in samples.iter_rows(named=True)]
     table = novelty_table(samples, structures, ids, refs, workers=args.threads)
     write_parquet(table, args.out, {"stage": "evaluate.novelty", "n_references": len(ids), **_meta(args)})
-    _log_mean(table, ("pdb_tm",))
-    return 0
-
-
-def _novelty_merge(args) -> int:
-    from dplm2.evaluate.novelty import merge_parts
-    from dplm2.io import read_parquet_checked, read_parquet_metadata, write_parquet
-
-    parts = [read_parquet_checked(p, ["sample_id", "pdb_tm", "nearest_id"]) for p in args.parts]
-    metas = [read_parquet_metadata(p) for p in args.parts]
-    meta = {k: v for k, v in metas[0].items() if k not in ("version", "n_references")}
-    table = merge_parts(parts)
-    write_parquet(table, args.out, {**meta, "stage": "evaluate.novelty", "parts": len(parts),
-                                    "n_references": sum(int(m.get("n_references", 0))
-                                                        for m in metas)})
     _log_mean(table, ("pdb_tm",))
     return 0
 

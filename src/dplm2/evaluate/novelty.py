@@ -78,14 +78,12 @@ def _max_tm_worker(sample: np.ndarray) -> tuple[float, int, int]:
 
 
 def load_references(
-    shards: Sequence[str | os.PathLike], split: str = "train", limit: int | None = None,
-    allow_empty: bool = False,
+    shards: Sequence[str | os.PathLike], split: str = "train", limit: int | None = None
 ) -> tuple[list[str], list[np.ndarray]]:
     """CA traces of the chains of ``split`` in the process stage's chain shards.
 
     Residues without a CA are dropped (TM-align aligns what is there). ``limit`` keeps the first
-    ``limit`` chains in shard order (for quick looks; ``None`` = all). ``allow_empty``: a shard
-    without such chains gives none (one part of a scattered run) instead of an error.
+    ``limit`` chains in shard order (for quick looks; ``None`` = all).
     """
     ids: list[str] = []
     cas: list[np.ndarray] = []
@@ -100,7 +98,7 @@ def load_references(
                 cas.append(np.ascontiguousarray(xyz))
             if limit is not None and len(ids) >= limit:
                 return ids, cas
-    if not ids and not allow_empty:
+    if not ids:
         raise ValueError(f"no {split!r} chains in {list(map(str, shards))}")
     return ids, cas
 
@@ -115,10 +113,6 @@ def novelty_table(
 ) -> pl.DataFrame:
     """One row per sample: ``pdb_tm`` and the closest training chain ``nearest_id``, the
     samples spread over ``workers`` processes (the same table for any number)."""
-    if not len(references):  # a part of a scattered run whose shard has no references
-        return samples.select("sample_id", "task", pl.col("length").cast(pl.Int64)).with_columns(
-            pdb_tm=pl.lit(None, pl.Float64), nearest_id=pl.lit(None, pl.Utf8),
-            folding_backend=pl.lit(backend))
     if len(structures) != samples.height:
         raise ValueError(f"{samples.height} samples but {len(structures)} structures")
     workers = max(1, min(int(workers), len(structures)))
@@ -136,22 +130,3 @@ def novelty_table(
         rows.append({"sample_id": row["sample_id"], "task": row["task"], "length": int(row["length"]),
                      "pdb_tm": tm, "nearest_id": ref_ids[k], "folding_backend": backend})
     return pl.DataFrame(rows, infer_schema_length=None)
-
-
-def merge_parts(parts: Sequence[pl.DataFrame]) -> pl.DataFrame:
-    """One novelty table from the tables of reference parts (chain shards, in shard order):
-    per sample the highest ``pdb_tm``, ties to the earliest part, which is what one run over
-    all references in shard order gives (its strict ``>`` keeps the first maximum)."""
-    if not parts:
-        raise ValueError("novelty merge needs at least one part")
-    both = pl.concat([p.with_columns(_part=pl.lit(i)) for i, p in enumerate(parts)],
-                     how="vertical_relaxed").with_row_index("_row")
-    first = parts[0].select("sample_id")
-    best = (both.filter(pl.col("pdb_tm").is_not_null())
-            .sort(["sample_id", "pdb_tm", "_part"], descending=[False, True, False])
-            .group_by("sample_id", maintain_order=True).first())
-    missing = set(first["sample_id"]) - set(best["sample_id"])
-    if missing:
-        raise ValueError(f"no reference structures in any part for {len(missing)} samples "
-                         "(no chains of the split in the chain shards?)")
-    return first.join(best.drop("_part", "_row"), on="sample_id", how="left")
