@@ -153,7 +153,7 @@ rule evaluate_novelty:
         res("benchmarks", "evaluate", "{task}", "novelty.tsv")
     conda:
         "../../envs/torch.yaml"
-    threads: 8  # one process per sample at a time; Snakemake caps it at --cores
+    threads: 1
     resources:
         mem_mb=lambda wildcards, attempt: 4000 * attempt,
         runtime=lambda wildcards, attempt: 240 * attempt,
@@ -162,8 +162,7 @@ rule evaluate_novelty:
         cfg=section("evaluate", "novelty"),
     shell:
         "dplm2 evaluate novelty --task {wildcards.task} --samples {input.samples} "
-        "--chains {input.chains} --threads {threads} --out {output} --params {params.cfg:q} "
-        "> {log} 2>&1"
+        "--chains {input.chains} --out {output} --params {params.cfg:q} > {log} 2>&1"
 
 
 rule evaluate_motif:

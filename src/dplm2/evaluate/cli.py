@@ -55,7 +55,6 @@ def register(subparsers) -> None:
 
     c = cmd("novelty", _novelty, "max TM-score to the training structures")
     c.add_argument("--chains", nargs="+", required=True, help="process stage chain shards")
-    c.add_argument("--threads", type=int, default=1, help="processes aligning samples in parallel")
     c.add_argument("--out", required=True)
 
     c = cmd("motif", _motif, "motif-scaffolding success")
@@ -211,7 +210,7 @@ def _novelty(args) -> int:
     ids, refs = load_references(args.chains, cfg.split, cfg.max_references)
     log.info("novelty against %d %s chains", len(ids), cfg.split)
     structures = [sample_structure(r) for r in samples.iter_rows(named=True)]
-    table = novelty_table(samples, structures, ids, refs, workers=args.threads)
+    table = novelty_table(samples, structures, ids, refs)
     write_parquet(table, args.out, {"stage": "evaluate.novelty", "n_references": len(ids), **_meta(args)})
     _log_mean(table, ("pdb_tm",))
     return 0

@@ -4,17 +4,10 @@
 sample (spec §6; lower = more novel). The reference runs ``TMalign -fast`` against PDB; we run
 the full TM-align (tmtools) against the project's own training split (the ``process`` stage's
 chain shards), which is exact where ``-fast`` is approximate.
-
-Cost: one alignment per (sample, reference) pair, minus the pairs that cannot win. A TM-score
-normalised by the sample's length L_s sums at most one term <= 1 per aligned pair, and at most
-min(L_s, L_r) pairs align, so TM <= min(L_s, L_r) / L_s; a reference whose bound does not
-exceed the best score so far is skipped (exact: the maximum and its first index are unchanged).
-Samples are spread over ``workers`` processes.
 """
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 from collections.abc import Sequence
 
@@ -43,38 +36,14 @@ def max_tm(sample: np.ndarray, references: Sequence[np.ndarray]) -> tuple[float,
     >>> round(tm, 3), idx
     (1.0, 1)
     """
-    best, arg, _ = max_tm_counted(sample, references)
-    return best, arg
-
-
-def max_tm_counted(sample: np.ndarray, references: Sequence[np.ndarray],
-                   prefilter: bool = True) -> tuple[float, int, int]:
-    """:func:`max_tm` and the number of alignments run; ``prefilter`` skips references whose
-    length bound min(L_s, L_r) / L_s cannot beat the best so far (same result)."""
     if not len(references):
         raise ValueError("novelty needs at least one reference structure")
-    best, arg, runs = -1.0, -1, 0
-    n = len(sample)
+    best, arg = -1.0, -1
     for k, ref in enumerate(references):
-        if prefilter and min(n, len(ref)) / n <= best:
-            continue
-        runs += 1
         s = tm_align(sample, ref).tm_norm_a
         if s > best:
             best, arg = s, k
-    return best, arg, runs
-
-
-_REFERENCES: Sequence[np.ndarray] = ()
-
-
-def _init_worker(references: Sequence[np.ndarray]) -> None:
-    global _REFERENCES
-    _REFERENCES = references
-
-
-def _max_tm_worker(sample: np.ndarray) -> tuple[float, int, int]:
-    return max_tm_counted(sample, _REFERENCES)
+    return best, arg
 
 
 def load_references(
@@ -109,24 +78,13 @@ def novelty_table(
     ref_ids: Sequence[str],
     references: Sequence[np.ndarray],
     backend: str = "none",
-    workers: int = 1,
 ) -> pl.DataFrame:
-    """One row per sample: ``pdb_tm`` and the closest training chain ``nearest_id``, the
-    samples spread over ``workers`` processes (the same table for any number)."""
-    if len(structures) != samples.height:
-        raise ValueError(f"{samples.height} samples but {len(structures)} structures")
-    workers = max(1, min(int(workers), len(structures)))
-    bar = dict(total=samples.height, desc="novelty", dynamic_ncols=True, mininterval=2.0)
-    if workers == 1:
-        results = [max_tm_counted(x, references) for x in tqdm(structures, **bar)]
-    else:
-        # Processes, not threads: tmtools holds the GIL. fork shares the references without
-        # pickling them to every worker.
-        ctx = multiprocessing.get_context("fork")
-        with ctx.Pool(workers, initializer=_init_worker, initargs=(references,)) as pool:
-            results = list(tqdm(pool.imap(_max_tm_worker, structures, chunksize=1), **bar))
+    """One row per sample: ``pdb_tm`` and the closest training chain ``nearest_id``."""
     rows = []
-    for row, (tm, k, _) in zip(samples.iter_rows(named=True), results, strict=True):
+    it = zip(samples.iter_rows(named=True), structures, strict=True)
+    for row, xyz in tqdm(it, total=samples.height, desc="novelty", dynamic_ncols=True,
+                         mininterval=2.0):
+        tm, k = max_tm(xyz, references)
         rows.append({"sample_id": row["sample_id"], "task": row["task"], "length": int(row["length"]),
                      "pdb_tm": tm, "nearest_id": ref_ids[k], "folding_backend": backend})
     return pl.DataFrame(rows, infer_schema_length=None)
