@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    import torch
+import torch
 
 
 def read_tensor_file(path: str | os.PathLike) -> dict[str, torch.Tensor]:
@@ -17,8 +15,6 @@ def read_tensor_file(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     Lightning-style ``{"state_dict": ...}`` wrapper is unwrapped. ``ValueError`` naming the file
     when it cannot be read or is not a flat, non-empty name -> tensor mapping.
     """
-    import torch  # here, not at import: dplm2.io serves the torch-free data stage too
-
     path = Path(path)
     try:
         if path.suffix == ".safetensors":
