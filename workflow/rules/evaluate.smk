@@ -129,7 +129,7 @@ rule evaluate_diversity:
         res("benchmarks", "evaluate", "{task}", "diversity.tsv")
     conda:
         "../../envs/torch.yaml"
-    threads: 1
+    threads: 2
     resources:
         mem_mb=lambda wildcards, attempt: 2000 * attempt,
         runtime=lambda wildcards, attempt: 120 * attempt,
@@ -138,7 +138,8 @@ rule evaluate_diversity:
         cfg=section("evaluate", "diversity"),
     shell:
         "dplm2 evaluate diversity --task {wildcards.task} --samples {input.samples} "
-        "--self-consistency {input.sc} --out {output} --params {params.cfg:q} > {log} 2>&1"
+        "--self-consistency {input.sc} --out {output} --threads {threads} "
+        "--params {params.cfg:q} > {log} 2>&1"
 
 
 rule evaluate_novelty_part:

@@ -48,6 +48,7 @@ def register(subparsers) -> None:
     c = cmd("diversity", _diversity, "inner-TM per length and clusters of designable samples")
     c.add_argument("--self-consistency", required=True)
     c.add_argument("--out", required=True)
+    c.add_argument("--threads", type=int, default=1, help="processes running TM-align")
 
     c = cmd("novelty", _novelty, "max TM-score to the training structures (one job)")
     c.add_argument("--chains", nargs="+", required=True, help="process stage chain shards")
@@ -194,6 +195,7 @@ def _diversity(args) -> int:
         samples, structures, designable, threshold=cfg.tm_threshold, linkage=cfg.linkage,
         backend=cfg.backend, pdb_paths=paths, foldseek_binary=cfg.foldseek_binary,
         folding_backend=",".join(sorted(set(joined["folding_backend"].to_list()))),
+        threads=args.threads,
     )
     write_parquet(table, args.out, {"stage": "evaluate.diversity", **_meta(args)})
     n_clusters = table["cluster"].drop_nulls().n_unique()
