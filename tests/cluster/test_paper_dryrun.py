@@ -90,6 +90,10 @@ def test_job_count(paper):
     expected["fetch_tokenizer_encoder"] = int(
         tok["model"].get("encoder") == "esm_if1" and "://" in tok.get("encoder_checkpoint", ""))
     assert expected["fetch_tokenizer_encoder"] == 1  # config/paper.yaml
+    # novelty scatters over the references: `parts` jobs per task that has novelty
+    novelty_tasks = [t for t in cfg["evaluate"]["tasks"] if t in ("cogen", "ss_cogen")]
+    expected["evaluate_novelty_part"] = len(novelty_tasks) * _novelty_parts(cfg)
+    assert expected["evaluate_novelty_part"] > len(novelty_tasks)
     for rule, n in expected.items():
         assert stats.get(rule, 0) == n, f"{rule}: {stats.get(rule, 0)} jobs, expected {n}"
     # evaluation / report / embedding: per task or per input set, never per shard
@@ -100,6 +104,28 @@ def test_job_count(paper):
     assert sum(n for r, n in stats.items() if r != "total") == stats["total"] == len(jobs)
     shard_jobs = sum(expected[r] for r in ("download_pdb", "process_parse", "tokenize"))
     assert stats["total"] > shard_jobs > 100
+
+
+def _novelty_parts(cfg: dict) -> int:
+    return int(cfg["evaluate"].get("novelty", {}).get("parts")
+               or cfg.get("process", {}).get("n_shards", 2))
+
+
+def test_novelty_scatters_over_the_references(paper):
+    """One evaluate_novelty_part job per range of the training chains, each on the profile's
+    threads (`--threads` = its CPUs), all merged by one small evaluate_novelty job."""
+    cfg, jobs, _, _ = paper
+    n = _novelty_parts(cfg)
+    parts = [j for j in jobs if j.rule == "evaluate_novelty_part"]
+    for task in {j.wildcards["task"] for j in parts}:
+        mine = [j for j in parts if j.wildcards["task"] == task]
+        assert sorted(j.wildcards["npart"] for j in mine) == [f"{k:05d}" for k in range(n)]
+    for j in parts:
+        assert j.threads == 8 and f"--threads {j.threads}" in j.shell
+        assert f"--parts {n}" in j.shell and j.group is None
+        assert j.res_int("mem_mb") == 8000
+    merge = [j for j in jobs if j.rule == "evaluate_novelty"]
+    assert merge and all(j.threads == 1 and "novelty-merge" in j.shell for j in merge)
 
 
 def test_shards_are_grouped_into_fewer_slurm_jobs(paper):

@@ -95,6 +95,8 @@ def test_diversity_table_clusters_only_designable():
     assert get[("inner_tm", "all")] == pytest.approx(np.mean(tim))
     assert get[("n_clusters", "all")] == 2 and get[("n_designable", "all")] == 5
     assert "| all | 6 |" in to_markdown("cogen", s)
+    # two processes: the same table, value for value
+    assert diversity_table(samples, structs, designable, threshold=0.5, threads=2).equals(t)
 
 
 def test_novelty_finds_the_family():

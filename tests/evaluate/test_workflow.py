@@ -142,7 +142,8 @@ def test_snakemake_cogen_rules_and_single_metric_rerun(tmp_path, tiny_esmfold, r
 
     # the samples and chain shards here are hand-made: only evaluation rules may run
     allowed = ["evaluate_refold", "evaluate_self_consistency", "evaluate_diversity", "evaluate_novelty",
-               "evaluate_summary", "report_metric_plots", "report_designs"]
+               "evaluate_novelty_part", "evaluate_summary", "report_metric_plots",
+               "report_designs"]
 
     def run(*args):
         p = subprocess.run([exe, "--cores", "2", *args, "--allowed-rules", *allowed,
@@ -162,6 +163,10 @@ def test_snakemake_cogen_rules_and_single_metric_rerun(tmp_path, tiny_esmfold, r
     assert len(globin_clusters) == 1 and len(tim_clusters) == 1 and globin_clusters != tim_clusters
     nov = pl.read_parquet(ev / "novelty.parquet")
     assert (nov["pdb_tm"] > 0.6).all()  # every sample has a family member in the training set
+    # scattered over the references: one part per chain shard, merged
+    assert sorted(p.name for p in (ev / "novelty").iterdir()) == [
+        "part-00000-of-00002.parquet", "part-00001-of-00002.parquet"]
+    assert (nov["n_references"] == 4).all()
     md = (ev / "summary.md").read_text()
     assert "n_clusters" in md and f"esmfold:{tiny_esmfold}" in md
     assert (root / "report" / "evaluate_cogen.png").stat().st_size > 1000

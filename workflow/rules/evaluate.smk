@@ -12,6 +12,7 @@ include: "evaluate_common.smk"
 
 wildcard_constraints:
     task="cogen|folding|inverse_folding|scaffold|ss_cogen",
+    npart=r"\d{5}",
 
 
 rule evaluate_refold:
@@ -128,7 +129,7 @@ rule evaluate_diversity:
         res("benchmarks", "evaluate", "{task}", "diversity.tsv")
     conda:
         "../../envs/torch.yaml"
-    threads: 1
+    threads: 2
     resources:
         mem_mb=lambda wildcards, attempt: 2000 * attempt,
         runtime=lambda wildcards, attempt: 120 * attempt,
@@ -137,14 +138,44 @@ rule evaluate_diversity:
         cfg=section("evaluate", "diversity"),
     shell:
         "dplm2 evaluate diversity --task {wildcards.task} --samples {input.samples} "
-        "--self-consistency {input.sc} --out {output} --params {params.cfg:q} > {log} 2>&1"
+        "--self-consistency {input.sc} --out {output} --threads {threads} "
+        "--params {params.cfg:q} > {log} 2>&1"
 
 
-rule evaluate_novelty:
-    """Max TM-score of each sample to the training chains (pdb-TM)."""
+rule evaluate_novelty_part:
+    """Best training chain of each sample in one range of the references (one of
+    `evaluate.novelty.parts` jobs, default one per chain shard; each uses all its threads)."""
     input:
         samples=res("generate", "{task}", "samples.parquet"),
         chains=eval_chain_shards(),
+    output:
+        res("evaluate", "{task}", "novelty", f"part-{{npart}}-of-{EVAL_NOVELTY_PARTS:05d}.parquet"),
+    log:
+        res("logs", "evaluate", "{task}", "novelty-{npart}.log"),
+    benchmark:
+        res("benchmarks", "evaluate", "{task}", "novelty-{npart}.tsv")
+    conda:
+        "../../envs/torch.yaml"
+    threads: 2
+    resources:
+        mem_mb=lambda wildcards, attempt: 4000 * attempt,
+        runtime=lambda wildcards, attempt: 240 * attempt,
+    params:
+        code=code_version("evaluate"),
+        cfg=section("evaluate", "novelty"),
+        part=lambda wildcards: int(wildcards.npart),
+        parts=EVAL_NOVELTY_PARTS,
+    shell:
+        "dplm2 evaluate novelty-part --task {wildcards.task} --samples {input.samples} "
+        "--chains {input.chains} --part {params.part} --parts {params.parts} "
+        "--threads {threads} --out {output} --params {params.cfg:q} > {log} 2>&1"
+
+
+rule evaluate_novelty:
+    """Max TM-score of each sample to the training chains (pdb-TM): merge of the parts."""
+    input:
+        samples=res("generate", "{task}", "samples.parquet"),
+        parts=eval_novelty_parts,
     output:
         res("evaluate", "{task}", "novelty.parquet"),
     log:
@@ -155,14 +186,13 @@ rule evaluate_novelty:
         "../../envs/torch.yaml"
     threads: 1
     resources:
-        mem_mb=lambda wildcards, attempt: 4000 * attempt,
-        runtime=lambda wildcards, attempt: 240 * attempt,
+        mem_mb=lambda wildcards, attempt: 1000 * attempt,
+        runtime=lambda wildcards, attempt: 10 * attempt,
     params:
         code=code_version("evaluate"),
-        cfg=section("evaluate", "novelty"),
     shell:
-        "dplm2 evaluate novelty --task {wildcards.task} --samples {input.samples} "
-        "--chains {input.chains} --out {output} --params {params.cfg:q} > {log} 2>&1"
+        "dplm2 evaluate novelty-merge --task {wildcards.task} --samples {input.samples} "
+        "--part-tables {input.parts} --out {output} > {log} 2>&1"
 
 
 rule evaluate_motif:

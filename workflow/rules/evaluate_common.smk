@@ -34,6 +34,20 @@ def eval_chain_shards():
     return [res("chains", f"chains-{i:05d}-of-{n:05d}.parquet") for i in range(n)]
 
 
+# Novelty scatters over the references: `evaluate.novelty.parts` jobs (default: one per chain
+# shard), merged by evaluate_novelty.
+EVAL_NOVELTY_PARTS = int(
+    EVAL.get("novelty", {}).get("parts") or config.get("process", {}).get("n_shards", 2)
+)
+
+
+def eval_novelty_parts(wildcards):
+    return [
+        res("evaluate", wildcards.task, "novelty", f"part-{k:05d}-of-{EVAL_NOVELTY_PARTS:05d}.parquet")
+        for k in range(EVAL_NOVELTY_PARTS)
+    ]
+
+
 def eval_refold_models(wildcards):
     """The DPLM-2 folding backend reads the workflow's LM and tokenizer (trained here or
     released: LM_FILES / TOKENIZER_FILES in common.smk); ESMFold reads neither."""

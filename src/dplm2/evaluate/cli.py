@@ -52,9 +52,23 @@ def register(subparsers) -> None:
     c = cmd("diversity", _diversity, "inner-TM per length and clusters of designable samples")
     c.add_argument("--self-consistency", required=True)
     c.add_argument("--out", required=True)
+    c.add_argument("--threads", type=int, default=1, help="processes running TM-align")
 
-    c = cmd("novelty", _novelty, "max TM-score to the training structures")
+    c = cmd("novelty", _novelty, "max TM-score to the training structures (one job)")
     c.add_argument("--chains", nargs="+", required=True, help="process stage chain shards")
+    c.add_argument("--out", required=True)
+    c.add_argument("--threads", type=int, default=1, help="processes running TM-align")
+
+    c = cmd("novelty-part", _novelty_part,
+            "best training structure of each sample in one range of the references")
+    c.add_argument("--chains", nargs="+", required=True, help="process stage chain shards (all)")
+    c.add_argument("--part", type=int, required=True, help="0-based part index")
+    c.add_argument("--parts", type=int, required=True, help="number of parts")
+    c.add_argument("--out", required=True)
+    c.add_argument("--threads", type=int, default=1, help="processes running TM-align")
+
+    c = cmd("novelty-merge", _novelty_merge, "novelty table from the parts")
+    c.add_argument("--part-tables", nargs="+", required=True, help="novelty-part outputs (all)")
     c.add_argument("--out", required=True)
 
     c = cmd("motif", _motif, "motif-scaffolding success")
@@ -192,6 +206,7 @@ def _diversity(args) -> int:
         samples, structures, designable, threshold=cfg.tm_threshold, linkage=cfg.linkage,
         backend=cfg.backend, pdb_paths=paths, foldseek_binary=cfg.foldseek_binary,
         folding_backend=",".join(sorted(set(joined["folding_backend"].to_list()))),
+        threads=args.threads,
     )
     write_parquet(table, args.out, {"stage": "evaluate.diversity", **_meta(args)})
     n_clusters = table["cluster"].drop_nulls().n_unique()
@@ -208,12 +223,70 @@ def _novelty(args) -> int:
     cfg = NoveltyConfig.from_json(args.params, "evaluate.novelty")
     samples = read_samples(args.samples, args.task)
     ids, refs = load_references(args.chains, cfg.split, cfg.max_references)
-    log.info("novelty against %d %s chains", len(ids), cfg.split)
+    log.info("novelty against %d %s chains on %d processes", len(ids), cfg.split, args.threads)
     structures = [sample_structure(r) for r in samples.iter_rows(named=True)]
-    table = novelty_table(samples, structures, ids, refs)
+    table = novelty_table(samples, structures, ids, refs, prefilter=cfg.prefilter,
+                          threads=args.threads)
     write_parquet(table, args.out, {"stage": "evaluate.novelty", "n_references": len(ids), **_meta(args)})
-    _log_mean(table, ("pdb_tm",))
+    _log_novelty(table)
     return 0
+
+
+def _novelty_part(args) -> int:
+    from dplm2.evaluate.config import NoveltyConfig
+    from dplm2.evaluate.novelty import count_references, load_reference_range, novelty_part, part_bounds
+    from dplm2.evaluate.samples import read_samples, sample_structure
+    from dplm2.io import write_parquet
+
+    cfg = NoveltyConfig.from_json(args.params, "evaluate.novelty")
+    samples = read_samples(args.samples, args.task)
+    counts = count_references(args.chains, cfg.split)
+    total = sum(counts) if cfg.max_references is None else min(sum(counts), cfg.max_references)
+    if total == 0:
+        raise ValueError(f"no {cfg.split!r} chains in {args.chains}")
+    start, stop = part_bounds(total, args.part, args.parts)
+    ids, index, refs = load_reference_range(args.chains, cfg.split, start, stop, counts)
+    log.info("novelty part %d/%d: references %d..%d of %d %s chains, %d processes",
+             args.part + 1, args.parts, start, stop - 1, total, cfg.split, args.threads)
+    structures = [sample_structure(r) for r in samples.iter_rows(named=True)]
+    table = novelty_part(samples, structures, ids, index, refs, prefilter=cfg.prefilter,
+                         threads=args.threads)
+    write_parquet(table, args.out, {"stage": "evaluate.novelty_part", "part": [args.part, args.parts],
+                                    "n_references": total, **_meta(args)})
+    pairs = samples.height * len(refs)
+    log.info("%d of %d sample-reference pairs aligned (%d skipped by the %s prefilter)",
+             int(table["n_aligned"].sum()), pairs, pairs - int(table["n_aligned"].sum()),
+             cfg.prefilter)
+    return 0
+
+
+def _novelty_merge(args) -> int:
+    from dplm2.evaluate.novelty import merge_parts
+    from dplm2.evaluate.samples import read_samples
+    from dplm2.io import read_parquet_checked, read_parquet_metadata, write_parquet
+
+    samples = read_samples(args.samples, args.task)
+    metas = [read_parquet_metadata(p) for p in args.part_tables]
+    want = _meta(args).get("samples_config")
+    seen = sorted(tuple(m.get("part", (-1, -1))) for m in metas)
+    n = len(args.part_tables)
+    if seen != [(k, n) for k in range(n)]:
+        raise ValueError(f"novelty-merge needs parts 0..{n - 1} of {n} once each, got {seen}")
+    for p, m in zip(args.part_tables, metas, strict=True):
+        if m.get("samples_config") != want:
+            raise ValueError(f"{p}: made from other samples than {args.samples} (stale part?)")
+    parts = [read_parquet_checked(p) for p in args.part_tables]
+    table = merge_parts(samples, parts, names=args.part_tables)
+    write_parquet(table, args.out, {"stage": "evaluate.novelty", "parts": n,
+                                    "n_references": metas[0].get("n_references"), **_meta(args)})
+    _log_novelty(table)
+    return 0
+
+
+def _log_novelty(table) -> None:
+    _log_mean(table, ("pdb_tm",))
+    pairs = int(table["n_references"].sum())
+    log.info("TM-align runs: %d of %d sample-reference pairs", int(table["n_aligned"].sum()), pairs)
 
 
 def _motif(args) -> int:

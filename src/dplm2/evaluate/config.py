@@ -90,6 +90,14 @@ class NoveltyConfig(StageConfig):
 
     split: str = "train"
     max_references: int | None = None
+    prefilter: str = "length_bound"
+    parts: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.prefilter not in ("length_bound", "none"):
+            raise ConfigError("evaluate.novelty.prefilter must be length_bound or none")
+        if self.parts is not None and self.parts < 1:
+            raise ConfigError("evaluate.novelty.parts must be >= 1 (or null)")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -30,19 +30,35 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
-
+from dplm2.evaluate.pool import pool_map
 from dplm2.structure.compare import tm_align
 
 FOLDSEEK_ARGS = ("--alignment-type", "1", "--cov-mode", "0", "--min-seq-id", "0")
 
 
-def tm_matrix(structures: Sequence[np.ndarray], progress: bool = False) -> np.ndarray:
+def _align_pair(structures: Sequence[np.ndarray], pair: tuple[int, int]) -> tuple[float, float]:
+    r = tm_align(structures[pair[0]], structures[pair[1]])
+    return r.tm_norm_a, r.tm_norm_b
+
+
+def pair_scores(structures: Sequence[np.ndarray], pairs: Sequence[tuple[int, int]], *,
+                threads: int = 1, desc: str | None = None) -> dict[tuple[int, int], tuple[float, float]]:
+    """TM-align of each pair ``(i, j)``: ``{(i, j): (TM normalised by i, TM normalised by j)}``,
+    on ``threads`` processes (largest pairs first, so the processes finish together)."""
+    todo = sorted(set(pairs), key=lambda p: -len(structures[p[0]]) * len(structures[p[1]]))
+    scores = pool_map(_align_pair, todo, list(structures), threads=threads, desc=desc,
+                      chunksize=4)
+    return dict(zip(todo, scores, strict=True))
+
+
+def tm_matrix(structures: Sequence[np.ndarray], progress: bool = False, threads: int = 1) -> np.ndarray:
     """All-against-all TM-align scores.
 
     Parameters
     ----------
     structures : sequence of ndarray, each (L_i, 4, 3) or (L_i, 3)
+    threads : int
+        Processes running TM-align.
 
     Returns
     -------
@@ -53,10 +69,10 @@ def tm_matrix(structures: Sequence[np.ndarray], progress: bool = False) -> np.nd
     n = len(structures)
     m = np.eye(n)
     pairs = list(itertools.combinations(range(n), 2))
-    for i, j in tqdm(pairs, desc="TM-align pairs", disable=not progress, dynamic_ncols=True,
-                     mininterval=2.0):
-        r = tm_align(structures[i], structures[j])
-        m[i, j], m[j, i] = r.tm_norm_a, r.tm_norm_b
+    scores = pair_scores(structures, pairs, threads=threads,
+                         desc="TM-align pairs" if progress else None)
+    for (i, j), (a, b) in scores.items():
+        m[i, j], m[j, i] = a, b
     return m
 
 
@@ -213,6 +229,7 @@ def diversity_table(
     pdb_paths: Sequence[str] | None = None,
     foldseek_binary: str = "foldseek",
     folding_backend: str = "none",
+    threads: int = 1,
 ):
     """One row per sample: ``inner_tm`` (mean TM to the other samples of its length, normalised
     by this sample; null when it is alone at its length), ``designable`` and ``cluster`` (label among the designable samples, null
@@ -220,6 +237,8 @@ def diversity_table(
 
     The per-length inner-TM of the paper is the mean of ``inner_tm`` over a length group; the
     number of clusters is the number of distinct ``cluster`` labels (see ``summary``).
+    Every TM-align pair needed (same-length pairs, and designable pairs for the tmalign
+    clustering) runs once, on ``threads`` processes.
     """
     import polars as pl
 
@@ -228,31 +247,29 @@ def diversity_table(
     des = np.asarray(designable, dtype=bool)
     if len(structures) != n or len(des) != n:
         raise ValueError(f"{n} samples but {len(structures)} structures / {len(des)} flags")
-    cache: dict[tuple[int, int], tuple[float, float]] = {}
-
-    def score(i: int, j: int) -> float:
-        a, b = min(i, j), max(i, j)
-        if (a, b) not in cache:
-            r = tm_align(structures[a], structures[b])
-            cache[(a, b)] = (r.tm_norm_a, r.tm_norm_b)
-        s = cache[(a, b)]
-        return s[0] if i == a else s[1]
-
+    if backend not in ("tmalign", "foldseek"):
+        raise ValueError(f"diversity backend must be tmalign or foldseek, got {backend!r}")
     inner = np.full(n, np.nan)
     groups: dict[int, list[int]] = {}
     for i, length in enumerate(lengths):
         groups.setdefault(int(length), []).append(i)
-    todo = sum(len(g) * (len(g) - 1) // 2 for g in groups.values())
-    with tqdm(total=todo, desc="inner-TM pairs", dynamic_ncols=True, mininterval=2.0) as bar:
-        for members in groups.values():
-            for i in members:
-                others = [score(i, j) for j in members if j != i]
-                if others:
-                    inner[i] = float(np.mean(others))
-            bar.update(len(members) * (len(members) - 1) // 2)
+    idx = np.flatnonzero(des)
+    pairs = [p for members in groups.values() for p in itertools.combinations(members, 2)]
+    if backend == "tmalign":
+        pairs += [(int(a), int(b)) for a, b in itertools.combinations(idx, 2)]
+    cache = pair_scores(structures, pairs, threads=threads, desc="TM-align pairs")
+
+    def score(i: int, j: int) -> float:
+        s = cache[(min(i, j), max(i, j))]
+        return s[0] if i < j else s[1]
+
+    for members in groups.values():
+        for i in members:
+            others = [score(i, j) for j in members if j != i]
+            if others:
+                inner[i] = float(np.mean(others))
 
     labels = np.full(n, -1, dtype=np.int64)
-    idx = np.flatnonzero(des)
     if len(idx):
         if backend == "foldseek":
             if pdb_paths is None:
@@ -263,8 +280,7 @@ def diversity_table(
                 labels[i] = order[reps[str(Path(pdb_paths[i]).resolve())]]
         elif backend == "tmalign":
             m = np.eye(len(idx))
-            for a, b in tqdm(list(itertools.combinations(range(len(idx)), 2)),
-                             desc="cluster pairs", dynamic_ncols=True, mininterval=2.0):
+            for a, b in itertools.combinations(range(len(idx)), 2):
                 m[a, b] = score(idx[a], idx[b])
                 m[b, a] = score(idx[b], idx[a])
             labels[idx] = cluster(m, threshold, linkage)

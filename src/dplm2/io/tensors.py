@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
+if TYPE_CHECKING:  # torch is imported on use: dplm2.io is shared by the torch-free data stage
+    import torch
 
 
 def read_tensor_file(path: str | os.PathLike) -> dict[str, torch.Tensor]:
@@ -15,6 +17,8 @@ def read_tensor_file(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     Lightning-style ``{"state_dict": ...}`` wrapper is unwrapped. ``ValueError`` naming the file
     when it cannot be read or is not a flat, non-empty name -> tensor mapping.
     """
+    import torch  # noqa: PLC0415
+
     path = Path(path)
     try:
         if path.suffix == ".safetensors":
