@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from collections.abc import Iterable
 from typing import Any
 
 import polars as pl
@@ -48,15 +49,40 @@ def write_parquet(
     at = table.to_arrow() if isinstance(table, pl.DataFrame) else table
     if schema is not None:
         at = at.select(schema.names).cast(schema)
-    kv = dict(at.schema.metadata or {})
+    at = at.replace_schema_metadata(_key_values(at.schema, metadata))
+    with atomic_path(path) as tmp:
+        pq.write_table(at, tmp, compression="zstd")
+    return Path(path)
+
+
+def _key_values(schema: pa.Schema, metadata: dict[str, Any] | None) -> dict[bytes, bytes]:
+    kv = dict(schema.metadata or {})
     meta = {"version": __version__, **(metadata or {})}
     for key, value in meta.items():
         kv[(META_PREFIX + key).encode()] = (
             value if isinstance(value, str) else json.dumps(value, sort_keys=True, default=str)
         ).encode()
-    at = at.replace_schema_metadata(kv)
+    return kv
+
+
+def write_parquet_stream(
+    tables: Iterable[pa.Table],
+    path: str | os.PathLike,
+    schema: pa.Schema,
+    metadata: dict[str, Any] | None = None,
+) -> Path:
+    """Write ``tables`` one after the other (each one or more row groups) to ``path``:
+    :func:`write_parquet` for data that should never be in memory at once.
+
+    Every table is cast to ``schema``; the file is written atomically (a reader sees the old
+    file or the complete new one) with ``metadata`` stored as ``dplm2.<key>``.
+    """
+    schema = schema.remove_metadata()
     with atomic_path(path) as tmp:
-        pq.write_table(at, tmp, compression="zstd")
+        with pq.ParquetWriter(tmp, schema.with_metadata(_key_values(schema, metadata)),
+                              compression="zstd") as writer:
+            for table in tables:
+                writer.write_table(table.select(schema.names).cast(schema))
     return Path(path)
 
 
