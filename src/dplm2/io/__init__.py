@@ -9,6 +9,7 @@ from dplm2.io.parquet import (
     read_parquet_metadata,
     shard_name,
     write_parquet,
+    write_parquet_stream,
 )
 
 __all__ = [
@@ -23,4 +24,5 @@ __all__ = [
     "read_parquet_metadata",
     "shard_name",
     "write_parquet",
+    "write_parquet_stream",
 ]

@@ -7,11 +7,10 @@ used.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-from collections.abc import Iterator
 from pathlib import Path
+from collections.abc import Iterable
 from typing import Any
 
 import polars as pl
@@ -50,36 +49,41 @@ def write_parquet(
     at = table.to_arrow() if isinstance(table, pl.DataFrame) else table
     if schema is not None:
         at = at.select(schema.names).cast(schema)
-    at = at.replace_schema_metadata(_with_metadata(at.schema, metadata))
+    at = at.replace_schema_metadata(_key_values(at.schema, metadata))
     with atomic_path(path) as tmp:
         pq.write_table(at, tmp, compression="zstd")
     return Path(path)
 
 
-def _with_metadata(schema: pa.Schema, metadata: dict[str, Any] | None) -> dict[bytes, bytes]:
-    """``schema``'s key-value metadata plus ``dplm2.version`` and ``metadata`` as
-    ``dplm2.<key>`` (JSON unless a string)."""
+def _key_values(schema: pa.Schema, metadata: dict[str, Any] | None) -> dict[bytes, bytes]:
     kv = dict(schema.metadata or {})
-    for key, value in {"version": __version__, **(metadata or {})}.items():
+    meta = {"version": __version__, **(metadata or {})}
+    for key, value in meta.items():
         kv[(META_PREFIX + key).encode()] = (
             value if isinstance(value, str) else json.dumps(value, sort_keys=True, default=str)
         ).encode()
     return kv
 
 
-@contextlib.contextmanager
-def parquet_writer(path: str | os.PathLike, schema: pa.Schema,
-                   metadata: dict[str, Any] | None = None) -> Iterator[pq.ParquetWriter]:
-    """A Parquet file written in pieces (``writer.write_table`` per row group), with the same
-    metadata and compression as :func:`write_parquet`; it appears at ``path`` only when the
-    block ends without an error (atomic)."""
+def write_parquet_stream(
+    tables: Iterable[pa.Table],
+    path: str | os.PathLike,
+    schema: pa.Schema,
+    metadata: dict[str, Any] | None = None,
+) -> Path:
+    """Write ``tables`` one after the other (each one or more row groups) to ``path``:
+    :func:`write_parquet` for data that should never be in memory at once.
+
+    Every table is cast to ``schema``; the file is written atomically (a reader sees the old
+    file or the complete new one) with ``metadata`` stored as ``dplm2.<key>``.
+    """
+    schema = schema.remove_metadata()
     with atomic_path(path) as tmp:
-        writer = pq.ParquetWriter(tmp, schema.with_metadata(_with_metadata(schema, metadata)),
-                                  compression="zstd")
-        try:
-            yield writer
-        finally:
-            writer.close()
+        with pq.ParquetWriter(tmp, schema.with_metadata(_key_values(schema, metadata)),
+                              compression="zstd") as writer:
+            for table in tables:
+                writer.write_table(table.select(schema.names).cast(schema))
+    return Path(path)
 
 
 def read_parquet_metadata(path: str | os.PathLike) -> dict[str, Any]:
@@ -102,10 +106,8 @@ def read_parquet_checked(
     path: str | os.PathLike,
     required_columns: list[str] | tuple[str, ...] = (),
     expect: dict[str, Any] | None = None,
-    columns: list[str] | tuple[str, ...] | None = None,
 ) -> pl.DataFrame:
-    """Read a Parquet file (only ``columns``, if given) and check it is complete and what the
-    caller expects.
+    """Read a Parquet file and check it is complete and what the caller expects.
 
     Raises ``ValueError`` naming the file when it is unreadable (e.g. truncated), lacks a
     required column, or its metadata disagrees with ``expect`` (e.g. a token shard made by
@@ -113,15 +115,13 @@ def read_parquet_checked(
     """
     path = Path(path)
     try:
-        names = pq.read_schema(path).names
-        missing = [c for c in required_columns if c not in names]
-        if not missing:
-            df = pl.read_parquet(path, columns=list(columns) if columns is not None else None)
-            meta = read_parquet_metadata(path)
+        df = pl.read_parquet(path)
+        meta = read_parquet_metadata(path)
     except Exception as exc:  # pyarrow/polars raise several types for corrupt files
         raise ValueError(f"{path}: not a readable Parquet file ({exc})") from exc
+    missing = [c for c in required_columns if c not in df.columns]
     if missing:
-        raise ValueError(f"{path}: missing column(s) {missing}; has {names}")
+        raise ValueError(f"{path}: missing column(s) {missing}; has {df.columns}")
     for key, want in (expect or {}).items():
         if meta.get(key) != want:
             raise ValueError(

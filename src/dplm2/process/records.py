@@ -103,7 +103,7 @@ class ChainRecord:
 
     def with_verdict(self, verdict: Verdict) -> ChainRecord:
         others = tuple(v for v in self.verdicts if v.name != verdict.name)
-        return dataclasses.replace(self, verdicts=others + (verdict,))
+        return dataclasses.replace(self, verdicts=others + (shared_verdict(verdict),))
 
     def to_row(self) -> dict[str, Any]:
         row = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "verdicts"}
@@ -125,11 +125,22 @@ class ChainRecord:
             reason = row.get(f"reason_{name}")
             passed = row.get(f"pass_{name}")
             if passed is None and reason == NOT_APPLICABLE:
-                verdicts.append(Verdict(name, None))
+                verdicts.append(shared_verdict(Verdict(name, None)))
             elif passed is not None or reason is not None:
-                verdicts.append(Verdict(name, passed, reason))
+                verdicts.append(shared_verdict(Verdict(name, passed, reason)))
         kwargs = {k: row[k] for k in names if k in row}
         return cls(**kwargs, verdicts=tuple(verdicts))
+
+
+_SHARED_VERDICTS: dict[Verdict, Verdict] = {}
+
+
+def shared_verdict(verdict: Verdict) -> Verdict:
+    """One object per distinct verdict without a failure reason (verdicts are frozen): a
+    million records hold 8 verdicts each, almost all "passed" or "not applicable"."""
+    if verdict.passed is False:
+        return verdict
+    return _SHARED_VERDICTS.setdefault(verdict, verdict)
 
 
 METADATA_SCHEMA = pa.schema(
