@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 CORES ?= all
 
-.PHONY: install demo test test-slurm overfit bench lint dryrun-paper clean
+.PHONY: install demo test test-long test-slurm overfit bench lint dryrun-paper clean
 
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -23,7 +23,12 @@ demo: install
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/snakemake --report results/report.html
 
 test: install
-	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pytest -q tests
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pytest -q -m "not long" tests
+
+# Model-quality proofs that take minutes (the LM memorisation under the reference's loss,
+# ~5 min on 2 cores); .ci/run calls it after make test.
+test-long: install
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pytest -q -m long tests
 
 lint: install
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/snakemake --lint

@@ -5,7 +5,7 @@ Snakemake runs a rule as ``bash -c "<command>"``. When the ``snakemake`` process
 under it are not: the training would run on as an orphan, write into ``results/`` behind the
 back of the next Snakemake run, and hold the CPUs or GPUs. So the rules export
 ``DPLM2_STOP_WITH_PID=$PPID`` (the Snakemake process; ``common.smk`` sets it in the shell
-prefix) and :func:`watch_from_env`, called by the ``dplm2`` CLI, checks every second that this
+prefix) and :func:`watch_from_env`, called by the ``dplm2`` CLI, checks 4 times a second that this
 process is still the same live process (psutil compares its creation time, so a recycled pid
 does not count) and otherwise stops the job with SIGTERM: a training then ends at once, keeping
 its last complete checkpoint for the next run to resume.
@@ -36,7 +36,7 @@ def _alive(proc: psutil.Process) -> bool:
         return False
 
 
-def watch(pid: int, interval: float = 1.0, sig: int = signal.SIGTERM) -> threading.Thread | None:
+def watch(pid: int, interval: float = 0.25, sig: int = signal.SIGTERM) -> threading.Thread | None:
     """Send ``sig`` to this process when process ``pid`` ends; returns the watching thread
     (a daemon), or None when ``pid`` is already gone or is this process."""
     if pid == os.getpid():

@@ -99,9 +99,16 @@ def start(folder: Path, *args: str, log: Path) -> subprocess.Popen:
                             stdout=log.open("w"), stderr=subprocess.STDOUT)
 
 
-def checkpoints(state: Path) -> list[int]:
-    return sorted(int(p.name.split("-")[1]) for p in state.glob("step-*")
-                  if (p / "trainer.json").is_file())
+def checkpoints(state: Path, since: float = 0.0) -> list[int]:
+    """Steps of the complete checkpoints in ``state`` (written after ``since``)."""
+    out = []
+    for p in state.glob("step-*"):
+        try:
+            if (p / "trainer.json").stat().st_mtime >= since:
+                out.append(int(p.name.split("-")[1]))
+        except OSError:  # not complete, or removed meanwhile
+            pass
+    return sorted(out)
 
 
 def training_processes(root: psutil.Process, words: str) -> list[psutil.Process]:
@@ -130,15 +137,17 @@ def running_anywhere(words: str, cwd: Path) -> list[psutil.Process]:
 
 
 def interrupt_during_training(folder: Path, words: str, state: Path, after_step: int,
-                              sig: int, log: Path, args: tuple[str, ...] = ()) -> int:
+                              sig: int, log: Path, args: tuple[str, ...] = (),
+                              targets: list[str] = TARGETS) -> int:
     """Start ``snakemake`` on the targets, wait until the training (``words``) has written a
     checkpoint beyond ``after_step``, send ``sig`` to the snakemake process alone and wait for
     it to end. Returns the newest checkpoint step at the signal."""
-    proc = start(folder, *args, *TARGETS, log=log)
-    deadline = time.time() + 300
+    t0 = time.time()
+    proc = start(folder, *args, *targets, log=log)
+    deadline = t0 + 300
     try:
         while time.time() < deadline:
-            done = checkpoints(state)
+            done = checkpoints(state, since=t0)  # not those of an earlier run
             if done and done[-1] > after_step:
                 break
             assert proc.poll() is None, f"snakemake ended early:\n{log.read_text()[-3000:]}"
@@ -146,7 +155,7 @@ def interrupt_during_training(folder: Path, words: str, state: Path, after_step:
         else:
             raise AssertionError(f"no checkpoint beyond {after_step}:\n{log.read_text()[-3000:]}")
         assert training_processes(psutil.Process(proc.pid), words), "no training running"
-        at = checkpoints(state)[-1]
+        at = checkpoints(state, since=t0)[-1]
         proc.send_signal(sig)
         proc.wait(timeout=120)
         return at

@@ -90,8 +90,13 @@ def verify_weights(path: str | os.PathLike, fix: str | None = None) -> str:
     digest = sha256_file(path)
     want = recorded_checksum(path)
     if want is not None and digest != want:
+        try:
+            check_safetensors_complete(path)
+            kind = "corrupted weights"
+        except CorruptWeightsError:
+            kind = "truncated or corrupted weights"
         raise CorruptWeightsError(
-            f"{path}: corrupted weights: sha256 {digest[:12]}... differs from "
+            f"{path}: {kind}: sha256 {digest[:12]}... differs from "
             f"{want[:12]}... recorded in {checksum_path(path).name} when it was written. "
             + (fix if fix is not None else "Restore the file or rerun what wrote it (for a "
                "workflow output: snakemake --forcerun <rule> -- <file>; a finished training "

@@ -46,7 +46,10 @@ def save_tokenizer(model: StructureTokenizer, folder: str | os.PathLike) -> Path
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     with atomic_path(folder / WEIGHTS_NAME) as tmp:
-        save_model(model, str(tmp), metadata={"format": "pt", "model_type": MODEL_TYPE})
+        # One metadata key: safetensors writes its metadata map in a per-process random
+        # order, so two keys made a re-export of the same weights differ byte for byte (and
+        # the token shards' tokenizer_sha256 go stale); config.json carries model_type.
+        save_model(model, str(tmp), metadata={"format": "pt"})
         check_safetensors_complete(tmp)
     record_checksum(folder / WEIGHTS_NAME)
     atomic_write_text(folder / CONFIG_NAME, model.cfg.to_json() + "\n")
