@@ -135,3 +135,24 @@ def test_unreachable_server_stops_early_with_one_message(tmp_path):
     assert time.time() - t0 < 10
     assert len(waits) <= 4  # back-off waits before the stop, not 3 per file
     assert isinstance(ServerUnreachable("x"), OSError)  # the CLI prints it as one line
+
+
+def test_symlink_in_a_local_mirror_is_refused(tmp_path):
+    """A link in the mirror would import whatever it points at under an entry's name."""
+    import shutil
+
+    mirror = tmp_path / "mirror"
+    shutil.copytree(MIRROR / "pdb", mirror / "pdb")
+    target = mirror / "pdb" / pdb_relpath("1aki", "mmcif")
+    secret = tmp_path / "secret.txt"
+    secret.write_text("not a structure")
+    target.unlink()
+    target.symlink_to(secret)
+    cfg = DownloadConfig.from_dict({"pdb": {"base_url": str(mirror / "pdb"), "formats": ["mmcif"]}})
+    base = resolve_base(cfg.pdb.base_url)
+    rows = fetch_all(["1aki", "1dix"], lambda e: pdb_candidates(e, cfg.pdb, base, tmp_path / "raw"),
+                     Fetcher(HTTP))
+    assert rows[1].status == "ok"
+    assert rows[0].status == "failed" and "symbolic link in the local mirror" in rows[0].error
+    assert str(secret) in rows[0].error
+    assert not any((tmp_path / "raw").rglob("*1aki*"))

@@ -59,3 +59,10 @@ def test_wrong_type_is_rejected_naming_the_key(tmp_path):
     assert out.returncode != 0
     text = out.stdout + out.stderr
     assert "results" in text and "string" in text
+
+
+def test_yaml_syntax_error_in_config_names_file_and_line(tmp_path):
+    (tmp_path / "config.yaml").write_text("lm:\n  train:\n    max_steps: [1, 2\n  foo: bar\n")
+    out = run_snakemake("-n", "-s", str(REPO / "Snakefile"), "-d", str(tmp_path))
+    assert out.returncode != 0
+    assert "config.yaml:4:6: not valid YAML" in out.stdout + out.stderr

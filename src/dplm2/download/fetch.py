@@ -17,6 +17,7 @@ import email.utils
 import gzip
 import hashlib
 import logging
+import os
 import random
 import threading
 import time
@@ -41,6 +42,16 @@ TRANSIENT_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
 
 class FetchError(Exception):
     """A transfer failed for good (after retries, or with a non-retryable error)."""
+
+
+def _check_mirror_file(url: str, path: Path) -> None:
+    """A local mirror's file must be a regular file: a symbolic link could pull anything
+    readable on the machine into results/ (and its manifest hash) under an entry's name."""
+    if path.is_symlink():
+        raise FetchError(f"{url}: a symbolic link in the local mirror (to {os.readlink(path)}): "
+                         "refused; put the file itself into the mirror")
+    if not path.is_file():
+        raise NotFoundError(f"{url}: not found in the mirror")
 
 
 def _no_connection(exc: requests.RequestException) -> bool:
@@ -196,8 +207,7 @@ class Fetcher:
         """Yield an iterator over the body's chunks; raise the right :class:`FetchError`."""
         path = local_path(url)
         if path is not None:
-            if not path.is_file():
-                raise NotFoundError(f"{url}: not found in the mirror")
+            _check_mirror_file(url, path)
             with open(path, "rb") as fh:
                 yield iter(lambda: fh.read(CHUNK), b"")
             return
@@ -242,8 +252,7 @@ class Fetcher:
         """Yield a readable file object over the body (for streaming a tar)."""
         path = local_path(url)
         if path is not None:
-            if not path.is_file():
-                raise NotFoundError(f"{url}: not found in the mirror")
+            _check_mirror_file(url, path)
             with open(path, "rb") as fh:
                 yield fh
             return
