@@ -7,24 +7,20 @@ from snakemake.utils import min_version, validate
 min_version("9.0")
 
 
-def _check_yaml(path):
-    """A YAML syntax error names the file, line and column (Snakemake's own message names
-    neither). Files given with --configfile are read by Snakemake before this file runs."""
-    import yaml
-    from snakemake.exceptions import WorkflowError
+# A YAML syntax error in config.yaml names the file, line and column (Snakemake's own message
+# names neither). Files given with --configfile are read by Snakemake before this file runs.
+import yaml as _yaml
+from snakemake.exceptions import WorkflowError as _WorkflowError
 
-    try:
-        with open(path, encoding="utf-8") as fh:
-            yaml.safe_load(fh)
-    except FileNotFoundError:
-        return
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
-        raise WorkflowError(f"{where}: not valid YAML ({getattr(exc, 'problem', None) or exc})")
-
-
-_check_yaml("config.yaml")
+try:
+    with open("config.yaml", encoding="utf-8") as _fh:
+        _yaml.safe_load(_fh)
+except FileNotFoundError:
+    pass
+except _yaml.YAMLError as _exc:
+    _mark = getattr(_exc, "problem_mark", None)
+    _where = f"config.yaml:{_mark.line + 1}:{_mark.column + 1}" if _mark else "config.yaml"
+    raise _WorkflowError(f"{_where}: not valid YAML ({getattr(_exc, 'problem', None) or _exc})")
 
 
 configfile: "config.yaml"

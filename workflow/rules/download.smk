@@ -16,7 +16,9 @@ DL = config["download"]
 # always documented): an absolute path here would change when the project is moved or cloned
 # elsewhere, and a changed param reruns the downloads and everything after them.
 DL_ROOT = os.path.relpath(workflow.basedir)
-_dl_local = lambda path: path if os.path.isabs(path) else os.path.join(DL_ROOT, path)
+_dl_local = lambda path: (
+    path if os.path.isabs(path) else os.path.normpath(os.path.join(DL_ROOT, path))
+)
 
 
 scattergather:
