@@ -15,8 +15,9 @@ test works on its own copy of that finished project:
   naming the file, and ``--forcerun`` restores them from ``state/``;
 - a finished project copied to another folder plans nothing (no absolute paths in params).
 
-Counts for the closing note: 12 faults injected (2 forced reruns, 4 interrupts, 4 damaged
-weights files, 1 stale lock, 1 moved project); all survived; 0 outputs lost.
+Counts for the closing note: 13 faults injected (2 forced reruns, 4 interrupts, 2 stale locks
+left by a killed Snakemake, 4 damaged weights files, 1 moved project); all survived; 0 outputs
+lost.
 """
 
 from __future__ import annotations

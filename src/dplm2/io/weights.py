@@ -15,14 +15,12 @@ double the write.
 
 from __future__ import annotations
 
-import errno
 import json
 import os
-import shutil
 import struct
 from pathlib import Path
 
-from dplm2.io.atomic import atomic_write_text
+from dplm2.io.atomic import atomic_write_text, io_error  # noqa: F401 (re-exported)
 from dplm2.io.hashing import sha256_file
 
 SUFFIX = ".sha256"
@@ -111,23 +109,6 @@ def load_error(path: str | os.PathLike, exc: BaseException) -> CorruptWeightsErr
     return CorruptWeightsError(
         f"{path}: cannot read these weights ({type(exc).__name__}: {exc}); the file is "
         "truncated, corrupted or not a weights file: restore it or rerun what wrote it")
-
-
-def io_error(exc: OSError, what: str, where: str | os.PathLike) -> OSError:
-    """``exc`` restated with what was being written and where (plus the free space on a full
-    disk); libraries often raise I/O errors that name neither."""
-    code = exc.errno
-    text = exc.strerror or str(exc)
-    if code is None and "os error 28" in str(exc):  # safetensors' Rust I/O error text
-        code, text = errno.ENOSPC, os.strerror(errno.ENOSPC)
-    msg = f"{text} while writing {what} {where}"
-    if code == errno.ENOSPC:
-        try:
-            free = shutil.disk_usage(Path(where).parent).free
-            msg += f" ({free / 2**20:.1f} MiB free on that disk): free space and run again"
-        except OSError:
-            pass
-    return OSError(code, msg)
 
 
 __all__ = [

@@ -160,10 +160,10 @@ class Trainer:
         try:
             with atomic_path(target, is_dir=True) as tmp:
                 self._write_checkpoint(tmp)
-        except OSError as exc:
+        except (OSError, SafetensorError) as exc:  # the writers' I/O errors name no file
+            if str(target) in str(exc):
+                raise
             raise io_error(exc, "the checkpoint", target) from exc
-        except SafetensorError as exc:  # the Rust writer's I/O errors name no file
-            raise io_error(OSError(None, str(exc)), "the checkpoint", target) from exc
         for old in self.checkpoints()[: -self.cfg.keep_checkpoints]:
             shutil.rmtree(old, ignore_errors=True)
         return target
@@ -349,9 +349,8 @@ class Trainer:
                 if self.export_fn is not None:
                     self.model.eval()
                     self.export_fn(self.model, self.out_dir)
-            except OSError as exc:
+            except (OSError, SafetensorError) as exc:
+                if str(self.out_dir) in str(exc):
+                    raise
                 raise io_error(exc, "the trained model into", self.out_dir) from exc
-            except SafetensorError as exc:
-                raise io_error(OSError(None, str(exc)), "the trained model into",
-                               self.out_dir) from exc
         return row
