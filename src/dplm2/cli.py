@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import signal
 import sys
 
 from dplm2 import __version__
@@ -45,6 +46,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (Snakemake stopping its jobs, SLURM's time limit, the lifeline): unwinds like
+    Ctrl-C, so atomic writes in progress are discarded and nothing half-written remains."""
+
+
+def _terminate(signum, frame):  # noqa: ARG001
+    raise Terminated()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -53,14 +63,31 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    log = logging.getLogger("dplm2")
+    if argv is None:  # the command line, not a test calling main([...]) in its own process
+        from dplm2.lifeline import watch_from_env
+
+        signal.signal(signal.SIGTERM, _terminate)
+        watch_from_env()
     try:
         return int(args.func(args) or 0)
+    except KeyboardInterrupt as exc:
+        how = "SIGTERM" if isinstance(exc, Terminated) else "an interrupt (SIGINT)"
+        log.error("stopped by %s; files being written were discarded (a training keeps its "
+                  "last complete checkpoint in state/ and resumes from it when run again)", how)
+        return 143 if isinstance(exc, Terminated) else 130
     except (ValueError, FileNotFoundError) as exc:
         # Expected user errors: one clear line, no traceback.
-        logging.getLogger("dplm2").error("%s", exc)
+        log.error("%s", exc)
         if args.verbose:
             raise
         return 2
+    except OSError as exc:
+        # Disk full, permissions, I/O errors: what happened and where, no traceback.
+        log.error("%s", exc)
+        if args.verbose:
+            raise
+        return 1
 
 
 if __name__ == "__main__":

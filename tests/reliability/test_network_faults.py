@@ -109,3 +109,50 @@ def test_resolve_base_forms(tmp_path):
     assert resolve_base("m", tmp_path) == (tmp_path / "m").resolve().as_uri()
     with pytest.raises(ValueError, match="unsupported URL scheme"):
         resolve_base("ftp://example.org/x")
+
+
+def test_unreachable_server_stops_early_with_one_message(tmp_path):
+    """Every connection refused: the job stops after `unreachable_after` consecutive refusals
+    (not after retrying each of the 40 files with back-off) and says why, naming the host."""
+    import socket
+    import time
+
+    from dplm2.download.fetch import ServerUnreachable
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    base = f"http://127.0.0.1:{port}"
+    cfg = DownloadConfig.from_dict({"pdb": {"base_url": base}})
+    waits: list[float] = []
+    fetcher = Fetcher(HttpConfig(retries=3, backoff=0.5, unreachable_after=4), sleep=waits.append)
+    ids = [f"{i}abc" for i in range(1, 10)] + [f"{i}xyz" for i in range(1, 10)] * 2 + ["1aki"] * 4
+    t0 = time.time()
+    with pytest.raises(ServerUnreachable, match=f"127.0.0.1:{port}: server unreachable "
+                                                "\\(4 consecutive connection failures"):
+        fetch_all(ids, lambda e: pdb_candidates(e, cfg.pdb, base + "/pdb", tmp_path), fetcher,
+                  threads=2)
+    assert time.time() - t0 < 10
+    assert len(waits) <= 4  # back-off waits before the stop, not 3 per file
+    assert isinstance(ServerUnreachable("x"), OSError)  # the CLI prints it as one line
+
+
+def test_symlink_in_a_local_mirror_is_refused(tmp_path):
+    """A link in the mirror would import whatever it points at under an entry's name."""
+    import shutil
+
+    mirror = tmp_path / "mirror"
+    shutil.copytree(MIRROR / "pdb", mirror / "pdb")
+    target = mirror / "pdb" / pdb_relpath("1aki", "mmcif")
+    secret = tmp_path / "secret.txt"
+    secret.write_text("not a structure")
+    target.unlink()
+    target.symlink_to(secret)
+    cfg = DownloadConfig.from_dict({"pdb": {"base_url": str(mirror / "pdb"), "formats": ["mmcif"]}})
+    base = resolve_base(cfg.pdb.base_url)
+    rows = fetch_all(["1aki", "1dix"], lambda e: pdb_candidates(e, cfg.pdb, base, tmp_path / "raw"),
+                     Fetcher(HTTP))
+    assert rows[1].status == "ok"
+    assert rows[0].status == "failed" and "symbolic link in the local mirror" in rows[0].error
+    assert str(secret) in rows[0].error
+    assert not any((tmp_path / "raw").rglob("*1aki*"))

@@ -81,3 +81,23 @@ def test_atomic_files_get_ordinary_permissions(tmp_path):
         os.umask(old)
     assert (tmp_path / "f.txt").stat().st_mode & 0o777 == 0o644
     assert (tmp_path / "d").stat().st_mode & 0o777 == 0o755
+
+
+def test_full_disk_parquet_write_names_the_file(tmp_path):
+    """pyarrow reports a full disk without the path: atomic_path restates it (a real 64 KiB
+    tmpfs; needs root, skipped otherwise)."""
+    import subprocess
+
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(disk)],
+                      capture_output=True).returncode != 0:
+        pytest.skip("cannot mount a tmpfs here (needs root)")
+    try:
+        df = pl.DataFrame({"x": list(range(200_000))})
+        with pytest.raises(OSError, match=f"No space left on device while writing {disk}/"
+                                          "big.parquet"):
+            write_parquet(df, disk / "big.parquet")
+        assert list(disk.iterdir()) == []  # nothing half-written
+    finally:
+        subprocess.run(["umount", str(disk)], check=False)

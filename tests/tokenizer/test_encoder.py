@@ -57,3 +57,27 @@ def test_masked_residue_gets_unknown_token_and_does_not_leak(records, tiny_model
     # tokens of a chain do not depend on what else is in the batch (padding is inert)
     both, _ = _tokens(model, [records[1], rec])
     assert torch.equal(both[1, : len(rec.chain)], ref[0])
+
+
+def test_encoder_gradients_do_not_depend_on_thread_scheduling(records):
+    """Same batch, same weights, 2 threads: bit-identical gradients on every run (the neighbour
+    gather once accumulated its backward in a thread-dependent order, so training with
+    `--threads 2` gave different weights run to run and resume was not exact)."""
+    from dplm2.tokenizer.config import ModelConfig
+    from dplm2.tokenizer.encoder import LocalFrameEncoder
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        torch.manual_seed(0)
+        enc = LocalFrameEncoder(ModelConfig(encoder_dim=64, encoder_neighbors=16))
+        b = collate(records[:4], [(0, min(128, len(r.chain.sequence))) for r in records[:4]])
+        grads = []
+        for _ in range(3):
+            enc.zero_grad()
+            enc(b["coords"], b["atom_mask"], b["mask"]).square().sum().backward()
+            grads.append(torch.cat([p.grad.flatten() for p in enc.parameters()
+                                    if p.grad is not None]))
+    finally:
+        torch.set_num_threads(threads)
+    assert all(torch.equal(grads[0], g) for g in grads[1:])

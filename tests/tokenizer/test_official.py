@@ -483,7 +483,7 @@ def test_import_official_writes_our_layout_that_tokenizes_the_same(tmp_path, cha
     assert main(["tokenizer", "import-official", "--source", str(tmp_path / "stok"),
                  "--out", str(tmp_path / "ours")]) == 0
     assert sorted(p.name for p in (tmp_path / "ours").iterdir()) == [
-        "config.json", "model.safetensors", "released_from.json"]
+        "config.json", "model.safetensors", "model.safetensors.sha256", "released_from.json"]
     record = json.loads((tmp_path / "ours" / "released_from.json").read_text())
     from dplm2.io import sha256_file
 

@@ -24,7 +24,8 @@ def saved(tiny_model, tmp_path):
 
 
 def test_save_load_round_trip(saved, tiny_model):
-    assert sorted(p.name for p in saved.iterdir()) == ["config.json", "model.safetensors"]
+    assert sorted(p.name for p in saved.iterdir()) == ["config.json", "model.safetensors",
+                                                      "model.safetensors.sha256"]
     assert json.loads((saved / "config.json").read_text())["codebook_bits"] == 13
     model, sha = load_tokenizer(saved)
     assert sha == sha256_file(saved / "model.safetensors")

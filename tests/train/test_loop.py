@@ -56,6 +56,84 @@ def test_resume_is_exact(tmp_path):
     assert a == b
 
 
+def test_finished_run_rewrites_its_outputs_from_state(tmp_path):
+    """Outputs deleted after training finished (Snakemake's --forcerun, --rerun-incomplete):
+    a rerun trains nothing and writes the same metrics (all steps) and weights again."""
+    exported = []
+    t = make_trainer(tmp_path, max_steps=12, ckpt_every=4)
+    t.export_fn = lambda m, folder: exported.append(_params(m).clone())
+    t.fit()
+    first = pl.read_parquet(tmp_path / "metrics.parquet")
+    (tmp_path / "metrics.parquet").unlink()
+    again = make_trainer(tmp_path, max_steps=12, ckpt_every=4)
+    again.export_fn = lambda m, folder: exported.append(_params(m).clone())
+    last = again.fit()
+    assert again.step == 12 and last["step"] == 12
+    assert pl.read_parquet(tmp_path / "metrics.parquet").equals(first)
+    assert len(exported) == 2 and torch.equal(exported[0], exported[1])
+
+
+def test_history_survives_interruptions_and_lost_metrics(tmp_path):
+    """Two interruptions, the declared metrics table deleted each time: the final table still
+    starts at step 1 (the history lives in each checkpoint) and equals an uninterrupted run's."""
+    full = make_trainer(tmp_path / "a", max_steps=12, ckpt_every=2)
+    full.fit()
+    for stop in (5, 9):
+        part = make_trainer(tmp_path / "b", max_steps=12, ckpt_every=2)
+        inner = part.loss_fn
+
+        def crash(model, batch, part=part, inner=inner, stop=stop):
+            if part.step == stop:
+                raise KeyboardInterrupt("simulated interruption")
+            return inner(model, batch)
+
+        part.loss_fn = crash
+        with pytest.raises(KeyboardInterrupt):
+            part.fit()
+        (tmp_path / "b" / "metrics.parquet").unlink(missing_ok=True)
+    make_trainer(tmp_path / "b", max_steps=12, ckpt_every=2).fit()
+    a = pl.read_parquet(tmp_path / "a" / "metrics.parquet")
+    b = pl.read_parquet(tmp_path / "b" / "metrics.parquet")
+    assert b["step"].to_list() == list(range(1, 13))
+    assert a["loss"].to_list() == b["loss"].to_list()
+
+
+def test_garbled_checkpoint_weights_are_refused_naming_the_file(tmp_path):
+    make_trainer(tmp_path, max_steps=4, ckpt_every=2).fit()
+    weights = tmp_path / "state" / "step-00000004" / "model.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[-40:-8] = bytes(32)  # inside the tensor data: safetensors itself would not notice
+    weights.write_bytes(bytes(data))
+    with pytest.raises(ValueError, match=f"{weights}: corrupted weights.*delete this folder"):
+        make_trainer(tmp_path, max_steps=6, ckpt_every=2).load_latest()
+
+
+def test_full_disk_names_the_checkpoint_and_the_cause(tmp_path):
+    """A real full file system (a 256 KiB tmpfs; needs root, skipped otherwise)."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(disk)],
+                      capture_output=True).returncode != 0:
+        pytest.skip("cannot mount a tmpfs here (needs root)")
+    try:
+        from .toy import Toy
+
+        class Wide(Toy):
+            def __init__(self):
+                super().__init__()
+                self.pad = torch.nn.Parameter(torch.zeros(40_000))  # 160 kB: 2 copies overflow
+
+        t = Trainer(Wide(), loss_fn, batch_fn, TrainConfig(max_steps=4, ckpt_every=2), disk)
+        with pytest.raises(OSError, match=f"No space left on device while writing .*{disk}/"
+                                          r"state/step-\d+ \(.* MiB free on that disk\)"):
+            t.fit()
+        assert [p.name for p in (disk / "state").iterdir() if not p.name.startswith(".")] \
+            in ([], ["step-00000002"])
+        assert not list((disk / "state").glob(".*tmp"))  # nothing half-written left behind
+    finally:
+        subprocess.run(["umount", str(disk)], check=False)
+
+
 def test_incomplete_checkpoint_is_ignored(tmp_path):
     t = make_trainer(tmp_path, max_steps=10)
     t.fit()

@@ -90,3 +90,10 @@ def test_local_source_joins_the_process_stage(tmp_path):
         jsonschema.validate({"Lab": {"paths": ["x"]}}, schema)
     with pytest.raises(jsonschema.ValidationError, match="paths"):
         jsonschema.validate({"lab": {"plddt": True}}, schema)
+
+
+def test_yaml_syntax_error_in_config_names_file_and_line(tmp_path):
+    (tmp_path / "config.yaml").write_text("lm:\n  train:\n    max_steps: [1, 2\n  foo: bar\n")
+    out = run_snakemake("-n", "-s", str(REPO / "Snakefile"), "-d", str(tmp_path))
+    assert out.returncode != 0
+    assert "config.yaml:4:6: not valid YAML" in out.stdout + out.stderr

@@ -3,10 +3,40 @@ import copy
 import hashlib
 import json
 import os
+import signal
 from pathlib import Path
 
 import yaml
 from snakemake.exceptions import WorkflowError
+
+
+# --- jobs end with Snakemake --------------------------------------------------------------------
+# Every job learns the Snakemake process that started it ($PPID of the job's `bash -c`): the
+# `dplm2` CLI stops when that process is gone (dplm2/lifeline.py), so a killed Snakemake leaves
+# no orphaned training writing into results/. The prefix keeps Snakemake's default strict mode.
+shell.prefix("set -euo pipefail; export DPLM2_STOP_WITH_PID=$PPID; ")
+
+
+def _stop_jobs_then_interrupt(signum, frame):
+    """SIGINT sent to Snakemake alone (`kill -INT`, a batch system; Ctrl-C reaches the whole
+    process group anyway): Snakemake would wait for running jobs to finish, so a training runs
+    to its end and its outputs are then flagged incomplete. Stop them first (SIGTERM: a
+    training keeps its last checkpoint), then interrupt Snakemake as usual."""
+    import psutil
+
+    for child in psutil.Process().children(recursive=True):
+        try:
+            child.terminate()
+        except psutil.Error:
+            pass
+    raise KeyboardInterrupt
+
+
+try:
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:  # not when ignored
+        signal.signal(signal.SIGINT, _stop_jobs_then_interrupt)
+except ValueError:  # not the main thread (Snakemake's API used from a thread): leave it
+    pass
 
 
 def apply_schema_defaults(cfg, schema_path):

@@ -12,8 +12,13 @@ import os
 DL = config["download"]
 # Relative mirror paths and ID files are resolved against the workflow folder (passed to the
 # commands as a params lambda: a folder used to resolve config values, not a file prefix).
-DL_ROOT = workflow.basedir
-_dl_local = lambda path: path if os.path.isabs(path) else os.path.join(DL_ROOT, path)
+# Relative to the working directory ("." when Snakemake runs from the repository root, as
+# always documented): an absolute path here would change when the project is moved or cloned
+# elsewhere, and a changed param reruns the downloads and everything after them.
+DL_ROOT = os.path.relpath(workflow.basedir)
+_dl_local = lambda path: (
+    path if os.path.isabs(path) else os.path.normpath(os.path.join(DL_ROOT, path))
+)
 
 
 scattergather:

@@ -8,7 +8,13 @@ from concurrent.futures import ThreadPoolExecutor
 
 from tqdm import tqdm
 
-from dplm2.download.fetch import Fetcher, FetchError, NotFoundError, gzip_digest
+from dplm2.download.fetch import (
+    Fetcher,
+    FetchError,
+    NotFoundError,
+    ServerUnreachable,
+    gzip_digest,
+)
 from dplm2.download.manifest import Row
 from dplm2.download.sources import Candidate
 
@@ -74,11 +80,16 @@ def fetch_all(
     threads: int = 1,
     desc: str = "download",
 ) -> list[Row]:
-    """Fetch ``entries`` with ``threads`` workers; rows come back in input order."""
+    """Fetch ``entries`` with ``threads`` workers; rows come back in input order.
+
+    Raises :class:`ServerUnreachable` (one message, no manifest) when the server stopped
+    accepting connections: the remaining entries then fail at once instead of one by one."""
     plans = [(e, candidates(e)) for e in entries]
     with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
         futures = [pool.submit(fetch_entry, e, c, fetcher) for e, c in plans]
         rows = [f.result() for f in tqdm(futures, desc=desc, unit="file", mininterval=2.0)]
+    if fetcher.unreachable:
+        raise ServerUnreachable(fetcher.unreachable)
     counts: dict[str, int] = {}
     for r in rows:
         counts[r.status] = counts.get(r.status, 0) + 1

@@ -32,6 +32,9 @@ class HttpConfig(StageConfig):
     max_failed_fraction : float
         Fraction of failed items tolerated; beyond it the command exits non-zero (after
         writing the manifest, so the failures can be read).
+    unreachable_after : int
+        Consecutive failures to connect at all (refused, unknown host, connect timeout), across
+        all files, after which the server counts as unreachable and the job stops at once.
     user_agent : str
         ``User-Agent`` header sent to servers.
     """
@@ -42,11 +45,14 @@ class HttpConfig(StageConfig):
     backoff: float = 1.0
     backoff_max: float = 120.0
     max_failed_fraction: float = 0.02
+    unreachable_after: int = 5
     user_agent: str = "dplm2-workflow (python-requests)"
 
     def __post_init__(self) -> None:
         if self.connect_timeout <= 0 or self.read_timeout <= 0:
             raise ConfigError("download.http: timeouts must be > 0")
+        if self.unreachable_after < 1:
+            raise ConfigError("download.http.unreachable_after must be >= 1")
         if self.retries < 0 or self.backoff < 0 or self.backoff_max < 0:
             raise ConfigError("download.http: retries/backoff must be >= 0")
         if not 0.0 <= self.max_failed_fraction <= 1.0:

@@ -17,6 +17,7 @@ import email.utils
 import gzip
 import hashlib
 import logging
+import os
 import random
 import threading
 import time
@@ -43,8 +44,36 @@ class FetchError(Exception):
     """A transfer failed for good (after retries, or with a non-retryable error)."""
 
 
+def _check_mirror_file(url: str, path: Path) -> None:
+    """A local mirror's file must be a regular file: a symbolic link could pull anything
+    readable on the machine into results/ (and its manifest hash) under an entry's name."""
+    if path.is_symlink():
+        raise FetchError(f"{url}: a symbolic link in the local mirror (to {os.readlink(path)}): "
+                         "refused; put the file itself into the mirror")
+    if not path.is_file():
+        raise NotFoundError(f"{url}: not found in the mirror")
+
+
+def _no_connection(exc: requests.RequestException) -> bool:
+    """True when no connection was made at all (refused, unknown host, connect timeout), as
+    opposed to a connection that failed later (reset, stalled body)."""
+    if isinstance(exc, requests.ConnectTimeout):
+        return True
+    if not isinstance(exc, requests.ConnectionError):
+        return False
+    from urllib3.exceptions import NewConnectionError  # noqa: PLC0415 (NameResolutionError too)
+
+    reason = getattr(exc.args[0], "reason", None) if exc.args else None
+    return isinstance(reason, NewConnectionError)
+
+
 class NotFoundError(FetchError):
     """The server (or mirror) has no such file: try the next candidate, never retry."""
+
+
+class ServerUnreachable(FetchError, ConnectionError):
+    """Too many consecutive connection failures: the server is down or unreachable. Not
+    retried; every later transfer of the same :class:`Fetcher` fails at once with it."""
 
 
 class TransientError(FetchError):
@@ -159,6 +188,10 @@ class Fetcher:
         self.cfg = cfg
         self._sleep = sleep
         self._local = threading.local()
+        self._lock = threading.Lock()
+        self._connect_failures = 0  # consecutive, over all threads and files
+        #: Set once the server counted as unreachable (the message every transfer then gets).
+        self.unreachable: str | None = None
 
     # --- transport -----------------------------------------------------------------------
     def _session(self) -> requests.Session:
@@ -174,8 +207,7 @@ class Fetcher:
         """Yield an iterator over the body's chunks; raise the right :class:`FetchError`."""
         path = local_path(url)
         if path is not None:
-            if not path.is_file():
-                raise NotFoundError(f"{url}: not found in the mirror")
+            _check_mirror_file(url, path)
             with open(path, "rb") as fh:
                 yield iter(lambda: fh.read(CHUNK), b"")
             return
@@ -185,21 +217,42 @@ class Fetcher:
             yield self._chunks(url, resp)
 
     def _get(self, url: str) -> requests.Response:
-        """Start a streamed GET; network errors become :class:`TransientError` (retried)."""
+        """Start a streamed GET; network errors become :class:`TransientError` (retried), and
+        ``unreachable_after`` consecutive failures to connect :class:`ServerUnreachable`."""
+        if self.unreachable:
+            raise ServerUnreachable(self.unreachable)
         try:
-            return self._session().get(
+            resp = self._session().get(
                 url, stream=True, timeout=(self.cfg.connect_timeout, self.cfg.read_timeout)
             )
         except requests.RequestException as exc:
+            if _no_connection(exc):
+                self._connect_failed(url, exc)
             raise TransientError(f"{url}: {type(exc).__name__}: {exc}") from exc
+        with self._lock:
+            self._connect_failures = 0
+        return resp
+
+    def _connect_failed(self, url: str, exc: Exception) -> None:
+        with self._lock:
+            self._connect_failures += 1
+            if self._connect_failures < self.cfg.unreachable_after or self.unreachable:
+                return
+            host = urllib.parse.urlsplit(url).netloc
+            self.unreachable = (
+                f"{host}: server unreachable ({self._connect_failures} consecutive connection "
+                f"failures, the last for {url}: {type(exc).__name__}); stopping instead of "
+                "retrying every file. Check the URL in the config (download.*.base_url / url) "
+                "and the network, then run again: complete files are kept")
+        log.error("%s", self.unreachable)
+        raise ServerUnreachable(self.unreachable) from exc
 
     @contextmanager
     def open_stream(self, url: str) -> Iterator[BinaryIO]:
         """Yield a readable file object over the body (for streaming a tar)."""
         path = local_path(url)
         if path is not None:
-            if not path.is_file():
-                raise NotFoundError(f"{url}: not found in the mirror")
+            _check_mirror_file(url, path)
             with open(path, "rb") as fh:
                 yield fh
             return

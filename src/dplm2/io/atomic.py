@@ -7,6 +7,7 @@ The temporary name lives in the same folder so the rename never crosses file sys
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import shutil
 import tempfile
@@ -52,12 +53,38 @@ def atomic_path(path: str | os.PathLike, *, is_dir: bool = False) -> Iterator[Pa
             shutil.rmtree(old, ignore_errors=True)
         else:
             os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         if tmp.is_dir():
             shutil.rmtree(tmp, ignore_errors=True)
         else:
             tmp.unlink(missing_ok=True)
+        if _disk_full(exc):
+            # Writers (torch, pyarrow, safetensors) often report a full disk without the path.
+            raise io_error(exc, "", path) from exc
         raise
+
+
+def _disk_full(exc: BaseException) -> bool:
+    text = str(exc)
+    return (getattr(exc, "errno", None) in (errno.ENOSPC, errno.EDQUOT)
+            or "No space left on device" in text or "os error 28" in text)
+
+
+def io_error(exc: BaseException, what: str, where: str | os.PathLike) -> OSError:
+    """``exc`` restated as an ``OSError`` saying what was being written where (plus the free
+    space on a full disk); torch, pyarrow and safetensors raise I/O errors naming neither."""
+    code = getattr(exc, "errno", None)
+    text = getattr(exc, "strerror", None) or str(exc)
+    if code is None and _disk_full(exc):
+        code, text = errno.ENOSPC, os.strerror(errno.ENOSPC)
+    msg = f"{text} while writing {what + ' ' if what else ''}{where}"
+    if code in (errno.ENOSPC, errno.EDQUOT):
+        try:
+            free = shutil.disk_usage(Path(where).parent).free
+            msg += f" ({free / 2**20:.1f} MiB free on that disk): free space and run again"
+        except OSError:
+            pass
+    return OSError(code, msg)
 
 
 def _umask() -> int:

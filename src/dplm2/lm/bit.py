@@ -261,6 +261,9 @@ class DPLM2BitLM(DPLM2LM):
         self.config.save_pretrained(folder)
         state = {k: v.detach().cpu().contiguous() for k, v in self.net.state_dict().items()}
         save_file(state, str(folder / "model.safetensors"), metadata={"format": "pt"})
+        from dplm2.io.weights import record_checksum
+
+        record_checksum(folder / "model.safetensors")
         self.vocab.save(folder)
 
     @classmethod
@@ -275,7 +278,15 @@ class DPLM2BitLM(DPLM2LM):
             raise ValueError(f"{folder}: not a DPLM-2 Bit model folder")
         DPLM2Vocab.load(folder)
         net = EsmForDPLM2Bit(cfg)
-        net.load_state_dict(load_file(str(folder / "model.safetensors")), strict=True)
+        from dplm2.io.weights import load_error, verify_weights
+
+        weights = folder / "model.safetensors"
+        verify_weights(weights)
+        try:
+            state = load_file(str(weights))
+        except Exception as exc:  # SafetensorError names no file
+            raise load_error(weights, exc) from exc
+        net.load_state_dict(state, strict=True)
         net.set_attn_implementation(attn_implementation)
         return cls(net)
 

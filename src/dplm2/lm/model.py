@@ -350,20 +350,34 @@ class DPLM2LM(nn.Module):
         """Write config.json + model.safetensors + vocabulary (no LoRA: merge it first)."""
         if any("lora_" in n for n, _ in self.net.named_parameters()):
             raise ValueError("save_pretrained: merge LoRA first (dplm2.lm.lora.merged_copy)")
+        from dplm2.io.weights import record_checksum
+
         folder = Path(folder)
         self.net.save_pretrained(folder, safe_serialization=True)
+        record_checksum(folder / "model.safetensors")
         self.vocab.save(folder)
 
     @classmethod
     def from_pretrained(
         cls, folder: str | os.PathLike, attn_implementation: str = "sdpa", **kwargs
     ) -> DPLM2LM:
-        """Load an exported model folder (or hub id) written by :meth:`save_pretrained`."""
+        """Load an exported model folder (or hub id) written by :meth:`save_pretrained`;
+        a folder's weights are checked against the hash recorded when they were written."""
         from transformers import EsmForMaskedLM
 
-        net = EsmForMaskedLM.from_pretrained(
-            str(folder), attn_implementation=attn_implementation, **kwargs
-        )
+        from dplm2.io.weights import load_error, verify_weights
+
+        weights = Path(str(folder)) / "model.safetensors"
+        if weights.is_file():
+            verify_weights(weights)
+        try:
+            net = EsmForMaskedLM.from_pretrained(
+                str(folder), attn_implementation=attn_implementation, **kwargs
+            )
+        except Exception as exc:
+            if not Path(str(folder)).is_dir():
+                raise
+            raise load_error(weights if weights.is_file() else folder, exc) from exc
         if Path(str(folder)).is_dir():
             DPLM2Vocab.load(folder)  # checks the layout files shipped with the weights
         return cls(net)

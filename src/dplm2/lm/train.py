@@ -11,10 +11,8 @@ from __future__ import annotations
 import dataclasses
 import functools
 import hashlib
-import json
 import logging
 import os
-import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -22,7 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from dplm2.config import StageConfig
-from dplm2.io import atomic_path, atomic_write_text
+from dplm2.io import atomic_path
 from dplm2.lm.data import BatchSource, DataConfig, Protein, load_proteins, make_batch
 from dplm2.lm.diffusion import TASKS, DiffusionConfig, TaskMix
 from dplm2.lm.lora import LoraConfig, apply_lora, merged_copy
@@ -30,6 +28,12 @@ from dplm2.lm.model import DPLM2LM
 from dplm2.lm.vocab import N_AA, STRUCT_START, VOCAB_SIZE
 from dplm2.lm.warm_start import InitConfig
 from dplm2.train import TrainConfig, Trainer, dist_env
+from dplm2.train.state import (  # noqa: F401  (guard_state: part of this module's API)
+    RESUMABLE_TRAIN_KEYS,
+    config_fingerprint,
+    files_fingerprint,
+    guard_state,
+)
 
 log = logging.getLogger(__name__)
 
@@ -291,10 +295,6 @@ def export_model(model: DPLM2LM, folder: str | os.PathLike) -> Path:
     return folder
 
 
-#: Train keys that may change between a run and its continuation.
-RESUMABLE_TRAIN_KEYS = ("max_steps", "val_every", "ckpt_every", "log_every", "keep_checkpoints")
-
-
 def run_fingerprint(
     cfg: LMConfig, init_dir: str | os.PathLike, shards: Sequence[str | os.PathLike]
 ) -> str:
@@ -305,33 +305,13 @@ def run_fingerprint(
     continues the earlier run from its last checkpoint instead of starting over."""
     d = cfg.to_dict()
     d.pop("nproc_per_node", None)
-    d["train"] = {k: v for k, v in d["train"].items() if k not in RESUMABLE_TRAIN_KEYS}
-    h = hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode())
+    h = hashlib.sha256(config_fingerprint(d).encode())
     init = Path(init_dir)
     for name in ("config.json", "init.json"):
         if (init / name).is_file():
             h.update((init / name).read_bytes())
-    for p in sorted(str(s) for s in shards):
-        st = Path(p).stat()
-        h.update(f"{Path(p).name}:{st.st_size}:{int(st.st_mtime)}".encode())
+    h.update(files_fingerprint(shards).encode())
     return h.hexdigest()[:16]
-
-
-def guard_state(state_dir: Path, fingerprint: str) -> None:
-    """Resume only checkpoints of the same run: a state folder written for another config,
-    initial model or data is removed (with a warning) instead of being resumed."""
-    stamp = state_dir / "run_fingerprint.txt"
-    if state_dir.is_dir() and any(state_dir.iterdir()):
-        old = stamp.read_text().strip() if stamp.is_file() else None
-        if old == fingerprint:
-            return
-        log.warning(
-            "%s holds checkpoints of a different run (fingerprint %s, now %s): starting over",
-            state_dir, old, fingerprint,
-        )
-        shutil.rmtree(state_dir)
-    state_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(stamp, fingerprint + "\n")
 
 
 def build_trainer(

@@ -135,10 +135,7 @@ def build_network(cfg: InitConfig):
     source = str(cfg.source)
     if source.startswith((".", "/")) and not Path(source).is_dir():
         raise FileNotFoundError(f"{source}: warm-start checkpoint folder does not exist")
-    try:
-        net = EsmForMaskedLM.from_pretrained(source, attn_implementation=attn)
-    except OSError as exc:
-        raise FileNotFoundError(f"{source}: cannot load an ESM checkpoint ({exc})") from exc
+    net = _load_esm(source, attn)
     vocab = net.config.vocab_size
     passes = cfg.token_dropout_passes
     if passes is None:
@@ -186,10 +183,7 @@ def build_bit_model(cfg: InitConfig):
             from dplm2.lm.official import load_lm
 
             return load_lm(source).train()
-    try:
-        src = EsmForMaskedLM.from_pretrained(source, attn_implementation=attn)
-    except OSError as exc:
-        raise FileNotFoundError(f"{source}: cannot load an ESM checkpoint ({exc})") from exc
+    src = _load_esm(source, attn)
     if src.config.vocab_size != N_AA:
         raise ValueError(f"{source}: a bit model starts from a {N_AA}-token ESM-family "
                          f"checkpoint (or a bit one), got vocab_size {src.config.vocab_size}")
@@ -211,6 +205,34 @@ def build_bit_model(cfg: InitConfig):
     log.info("bit model warm-started from %s; new: %s", source,
              sorted({k.split(".")[0] for k in missing}))
     return bit.DPLM2BitLM(net)
+
+
+def _load_esm(source: str, attn: str):
+    """``EsmForMaskedLM.from_pretrained(source)`` with errors that name the source and its
+    weights file (transformers' own, e.g. for a pickle that ``weights_only`` refuses, name
+    neither)."""
+    from transformers import EsmForMaskedLM
+
+    folder = Path(source)
+    if folder.is_dir():
+        weights = [folder / n for n in ("model.safetensors", "pytorch_model.bin")
+                   if (folder / n).is_file()]
+        if weights and weights[0].suffix == ".safetensors":
+            from dplm2.io.weights import verify_weights
+
+            verify_weights(weights[0])
+        where = str(weights[0]) if weights else source
+    else:
+        where = source
+    try:
+        return EsmForMaskedLM.from_pretrained(source, attn_implementation=attn)
+    except OSError as exc:
+        raise FileNotFoundError(f"{source}: cannot load an ESM checkpoint ({exc})") from exc
+    except Exception as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        raise ValueError(f"{where}: cannot load this ESM checkpoint ({type(exc).__name__}: "
+                         f"{first}); use a safetensors or a plain-tensor checkpoint (pickled "
+                         "code is never run)") from exc
 
 
 def warm_start(cfg: InitConfig, out_dir: str | os.PathLike, objective: str = "index") -> Path:

@@ -48,8 +48,13 @@ def _rbf(d: torch.Tensor, count: int) -> torch.Tensor:
 def _gather(x: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
     """``x [B, L, *F]`` and neighbour indices ``idx [B, L, K]`` -> ``[B, L, K, *F]``."""
     b, l, k = idx.shape
-    flat = idx.reshape(b, l * k)  # [B, L*K]
-    out = torch.stack([x[i, flat[i]] for i in range(b)])  # [B, L*K, *F]
+    # torch.gather, not advanced indexing: the backward of ``x[i, idx]`` accumulates repeated
+    # neighbours with index_put_, whose CPU kernel sums in a thread-dependent order (training
+    # with 2 threads gave different weights run to run); gather's backward (scatter_add) is
+    # deterministic and needs no global torch.use_deterministic_algorithms (2x slower steps).
+    flat = x.reshape(b, x.shape[1], -1)  # [B, L, F]
+    index = idx.reshape(b, l * k, 1).expand(-1, -1, flat.shape[-1])  # [B, L*K, F]
+    out = torch.gather(flat, 1, index)  # [B, L*K, F]
     return out.reshape(b, l, k, *x.shape[2:])
 
 

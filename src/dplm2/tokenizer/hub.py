@@ -1,4 +1,4 @@
-"""Save and load a trained tokenizer: ``model.safetensors`` + ``config.json``, nothing else.
+"""Save and load a trained tokenizer: ``model.safetensors`` (+ its ``.sha256``) + ``config.json``.
 
 :func:`load_tokenizer` takes a local folder or a Hugging Face hub id (``owner/name``, optional
 ``@revision``) and fetches exactly the two files it reads with ``hf_hub_download`` -- never a
@@ -21,7 +21,13 @@ from pathlib import Path
 import torch
 
 from dplm2.config import ConfigError
-from dplm2.io import atomic_path, atomic_write_text, sha256_file
+from dplm2.io import atomic_path, atomic_write_text, sha256_file  # noqa: F401 (re-exported)
+from dplm2.io.weights import (
+    check_safetensors_complete,
+    load_error,
+    record_checksum,
+    verify_weights,
+)
 from dplm2.tokenizer.config import ModelConfig
 from dplm2.tokenizer.model import StructureTokenizer
 
@@ -33,13 +39,19 @@ MODEL_TYPE = "dplm2-structure-tokenizer"
 
 
 def save_tokenizer(model: StructureTokenizer, folder: str | os.PathLike) -> Path:
-    """Write ``model.safetensors`` and ``config.json`` into ``folder`` (each atomically)."""
+    """Write ``model.safetensors`` (+ its ``.sha256``, :mod:`dplm2.io.weights`) and
+    ``config.json`` into ``folder`` (each atomically)."""
     from safetensors.torch import save_model  # noqa: PLC0415
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     with atomic_path(folder / WEIGHTS_NAME) as tmp:
-        save_model(model, str(tmp), metadata={"format": "pt", "model_type": MODEL_TYPE})
+        # One metadata key: safetensors writes its metadata map in a per-process random
+        # order, so two keys made a re-export of the same weights differ byte for byte (and
+        # the token shards' tokenizer_sha256 go stale); config.json carries model_type.
+        save_model(model, str(tmp), metadata={"format": "pt"})
+        check_safetensors_complete(tmp)
+    record_checksum(folder / WEIGHTS_NAME)
     atomic_write_text(folder / CONFIG_NAME, model.cfg.to_json() + "\n")
     return folder
 
@@ -125,9 +137,12 @@ def load_tokenizer(
         log.info("%s has no %s: trying the released tokenizer layout", name, CONFIG_NAME)
         return official.load_official_tokenizer(name, device=device, cache_dir=cache_dir)
     model = StructureTokenizer(read_config(cfg_path))
+    digest = verify_weights(weights)  # the hash recorded when written, when there is one
     try:
         missing, unexpected = load_model(model, str(weights), strict=True, device=str(device))
     except (RuntimeError, OSError, ValueError) as exc:
         raise ValueError(f"{weights}: weights do not match {cfg_path} ({exc})") from exc
+    except Exception as exc:  # safetensors' SafetensorError: a truncated or garbled file
+        raise load_error(weights, exc) from exc
     model.to(device).eval()
-    return model, sha256_file(weights)
+    return model, digest

@@ -9,6 +9,7 @@ hash), enough to reproduce or audit the run.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -25,9 +26,11 @@ from dplm2.io import atomic_write_text
 from dplm2.tokenizer.config import TokenizerConfig
 from dplm2.tokenizer.data import read_chain_shards, select_training, select_validation
 from dplm2.tokenizer.gvp import ESM_IF1_URL
-from dplm2.tokenizer.hub import WEIGHTS_NAME, save_tokenizer, sha256_file
+from dplm2.io import sha256_file
+from dplm2.tokenizer.hub import WEIGHTS_NAME, save_tokenizer
 from dplm2.tokenizer.model import StructureTokenizer, num_parameters
 from dplm2.tokenizer.validation import Validator
+from dplm2.train.state import config_fingerprint, files_fingerprint, guard_state
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +68,22 @@ def _encoder_file(cfg: TokenizerConfig, override: str | os.PathLike | None) -> P
     return path
 
 
+def run_fingerprint(
+    cfg: TokenizerConfig,
+    chain_shards: Sequence[str | os.PathLike],
+    encoder_file: Path | None = None,
+) -> str:
+    """What a training run depends on: the config (less ``tokenize`` and the keys that only
+    say how long to train or how often to log/validate/checkpoint), the chain shards and the
+    ESM-IF1 file; ``state/`` is resumed only by a run with the same fingerprint."""
+    d = cfg.to_dict()
+    d.pop("tokenize", None)
+    d.pop("encoder_checkpoint", None)  # a path: the file itself is fingerprinted below
+    files = list(chain_shards) + ([encoder_file] if encoder_file is not None else [])
+    text = config_fingerprint(d) + files_fingerprint(files)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
 def train_tokenizer(
     chain_shards: Sequence[str | os.PathLike],
     out_dir: str | os.PathLike,
@@ -96,6 +115,10 @@ def train_tokenizer(
     log.info("tokenizer: %d training chains, %d validation chains", len(train), len(val))
 
     env = dist_env(device)
+    if env.is_main:
+        guard_state(out_dir / "state", run_fingerprint(cfg, chain_shards, encoder_file))
+    if env.distributed:
+        torch.distributed.barrier()  # no rank looks for checkpoints before the guard ran
     model = build_model(cfg)
     if encoder_file is not None:
         model.encoder.load_esm_if1(encoder_file)
@@ -117,6 +140,12 @@ def train_tokenizer(
     last = trainer.fit()
     if not env.is_main:
         return {}
+    if not validator.last_rows:
+        # Nothing was trained in this run (its state/ was already at max_steps: the outputs
+        # are being rewritten): the per-chain table comes from the same deterministic pass.
+        model.eval()
+        with torch.no_grad():
+            validator(model)
     final_val = {k: v for k, v in last.items() if k.startswith("val_")}
     record = {
         "stage": "tokenizer",

@@ -38,11 +38,13 @@ from typing import Any
 
 import polars as pl
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_model, save_model
 from tqdm.auto import tqdm
 
 from dplm2 import __version__
 from dplm2.io import atomic_path, write_parquet
+from dplm2.io.weights import io_error, record_checksum, verify_weights
 from dplm2.train.config import TrainConfig
 from dplm2.train.distributed import DistEnv, dist_env
 from dplm2.train.schedule import lr_at
@@ -52,6 +54,9 @@ log = logging.getLogger(__name__)
 
 LossFn = Callable[[torch.nn.Module, Any], tuple[torch.Tensor, dict[str, float]]]
 BatchFn = Callable[[int, int, int], Any]
+
+#: The metrics history (steps 1..N) inside each checkpoint ``state/step-N/``.
+HISTORY_NAME = "metrics.parquet"
 
 
 class NonFiniteLossError(RuntimeError):
@@ -96,7 +101,11 @@ class Trainer:
     """Train ``model`` with ``loss_fn`` on batches from ``batch_fn``; see the module docstring.
 
     Outputs under ``out_dir``: ``state/step-XXXXXXXX/`` (resumable checkpoints, written
-    atomically, ``keep_checkpoints`` newest kept) and ``metrics.parquet`` (one row per step).
+    atomically, ``keep_checkpoints`` newest kept; each holds the weights, the optimizer state
+    and the metrics history up to its step) and ``metrics.parquet`` (one row per step since
+    step 1, written with the export when training is complete). A run whose newest checkpoint
+    is already at ``max_steps`` trains nothing and rewrites both from that checkpoint, so the
+    outputs can always be recreated from ``state/``.
     """
 
     def __init__(
@@ -156,22 +165,38 @@ class Trainer:
         if not self.env.is_main:
             return None
         target = self.state_dir / f"step-{self.step:08d}"
-        with atomic_path(target, is_dir=True) as tmp:
-            save_model(self.model, str(tmp / "model.safetensors"))
-            torch.save(self.optimizer.state_dict(), tmp / "optimizer.pt")
-            record = {
-                "step": self.step,
-                "bad_in_a_row": self.bad_in_a_row,
-                "wall_s": self.wall_before + (time.time() - self._t0),
-                "config": self.cfg.to_dict(),
-                "version": __version__,
-            }
-            # trainer.json last: its presence marks the checkpoint complete.
-            (tmp / "trainer.json").write_text(json.dumps(record, indent=2))
-        self._write_metrics()
+        try:
+            with atomic_path(target, is_dir=True) as tmp:
+                self._write_checkpoint(tmp)
+        except (OSError, SafetensorError) as exc:  # the writers' I/O errors name no file
+            if str(target) in str(exc):
+                raise
+            raise io_error(exc, "the checkpoint", target) from exc
         for old in self.checkpoints()[: -self.cfg.keep_checkpoints]:
             shutil.rmtree(old, ignore_errors=True)
         return target
+
+    def _write_checkpoint(self, tmp: Path) -> None:
+        weights = tmp / "model.safetensors"
+        save_model(self.model, str(weights))
+        record_checksum(weights)
+        # Through a file object: torch's own writer reports a full disk as
+        # "inline_container.cc: unexpected pos"; Python's file object raises ENOSPC.
+        with open(tmp / "optimizer.pt", "wb") as fh:
+            torch.save(self.optimizer.state_dict(), fh)
+        # The history up to this step travels with the checkpoint: a resume (even after the
+        # declared metrics.parquet was deleted) continues it instead of starting at this step.
+        if self.rows:
+            write_parquet(self._metrics_frame(), tmp / HISTORY_NAME, {"stage": self.desc})
+        record = {
+            "step": self.step,
+            "bad_in_a_row": self.bad_in_a_row,
+            "wall_s": self.wall_before + (time.time() - self._t0),
+            "config": self.cfg.to_dict(),
+            "version": __version__,
+        }
+        # trainer.json last: its presence marks the checkpoint complete.
+        (tmp / "trainer.json").write_text(json.dumps(record, indent=2))
 
     def load_latest(self) -> bool:
         """Resume from the newest complete checkpoint; returns whether one was found."""
@@ -181,27 +206,37 @@ class Trainer:
         path = ckpts[-1]
         try:
             record = json.loads((path / "trainer.json").read_text())
+            verify_weights(path / "model.safetensors", fix="")
             load_model(self.model, str(path / "model.safetensors"), device=str(self.env.device))
             # weights_only=True: a checkpoint can never execute code on load.
             opt_state = torch.load(
                 path / "optimizer.pt", map_location=self.env.device, weights_only=True
             )
             self.optimizer.load_state_dict(opt_state)
+            history = path / HISTORY_NAME
+            # Checkpoints written before the history moved into them: the old metrics table.
+            source = history if history.is_file() else self.metrics_path
+            rows = pl.read_parquet(source).to_dicts() if source.is_file() else []
         except Exception as exc:
-            raise ValueError(f"{path}: cannot resume from this checkpoint ({exc})") from exc
+            raise ValueError(
+                f"{path}: cannot resume from this checkpoint ({exc}); delete this folder to "
+                "resume from the previous checkpoint (if any) or the whole state/ folder to "
+                "start over") from exc
         self.step = int(record["step"])
         self.bad_in_a_row = int(record.get("bad_in_a_row", 0))
         self.wall_before = float(record.get("wall_s", 0.0))
-        if self.metrics_path.exists():
-            old = pl.read_parquet(self.metrics_path)
-            self.rows = old.filter(pl.col("step") <= self.step).to_dicts()
+        self.rows = [r for r in rows if r["step"] <= self.step]
+        if len(self.rows) != self.step:
+            log.warning("%s: metrics history has %d of %d steps", path, len(self.rows), self.step)
         log.info("resumed from %s (step %d)", path, self.step)
         return True
 
+    def _metrics_frame(self) -> pl.DataFrame:
+        return pl.DataFrame(self.rows, infer_schema_length=None)
+
     def _write_metrics(self) -> None:
         if self.rows and self.env.is_main:
-            df = pl.DataFrame(self.rows, infer_schema_length=None)
-            write_parquet(df, self.metrics_path, {"stage": self.desc})
+            write_parquet(self._metrics_frame(), self.metrics_path, {"stage": self.desc})
 
     # -- the loop ----------------------------------------------------------------------
     def _forward_backward(self, micro: int, last: bool) -> tuple[torch.Tensor, dict[str, float]]:
@@ -332,7 +367,16 @@ class Trainer:
         bar.close()
         if tracker is not None:
             tracker.close()
-        if self.export_fn is not None and self.env.is_main:
-            self.model.eval()
-            self.export_fn(self.model, self.out_dir)
+        # Complete: the declared outputs are (re)written from the final state, also when this
+        # run trained nothing (a rerun after the outputs were deleted).
+        if self.env.is_main:
+            try:
+                self._write_metrics()
+                if self.export_fn is not None:
+                    self.model.eval()
+                    self.export_fn(self.model, self.out_dir)
+            except (OSError, SafetensorError) as exc:
+                if str(self.out_dir) in str(exc):
+                    raise
+                raise io_error(exc, "the trained model into", self.out_dir) from exc
         return row
