@@ -1,10 +1,12 @@
-"""Start-up cost of a data-stage job: wall time and peak memory of one ``dplm2 process parse``
-on one small structure file (the cost every one of thousands of shard jobs pays), measured on
-this checkout and, with ``--before REF``, on git commit REF (temporary worktree) in the same run.
+"""Start-up time and peak memory of data-stage and metric jobs, before/after dropping torch.
 
-Usage::
+Each case runs ``--repeat`` times as a fresh process (``python -m dplm2.cli ...`` or
+``python -c "import ..."``) for this checkout and for the sources of git revision ``--before``
+(``git archive`` into a temporary folder, same interpreter); the median wall time and peak
+resident memory are reported. Cases: importing the data-stage modules, importing the novelty
+metric, and a real parse job (``dplm2 process parse``) of one small bundled structure.
 
-    python bench/data_stage_startup.py --repeats 5 --before 390bcff
+Usage: ``python bench/data_stage_startup.py [--before 78d625e] [--repeat 5] [--json out.json]``
 """
 
 from __future__ import annotations
@@ -12,80 +14,77 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
+
+import polars as pl
+
+from gather_memory import measure  # bench/ is on sys.path when this script runs
 
 REPO = Path(__file__).resolve().parents[1]
 STRUCTURE = REPO / "tests" / "data" / "structures" / "1aki.cif.gz"
 
-JOB = """
-import json, sys
-import polars as pl
-from dplm2.cli import main
-tmp = sys.argv[1]
-pl.DataFrame({{"id": ["1aki"], "url": ["x"], "path": [{structure!r}], "bytes": [0],
-              "sha256": [None], "status": ["ok"], "error": [None]}},
-             schema_overrides={{"sha256": pl.Utf8, "error": pl.Utf8}}).write_parquet(tmp + "/m.parquet")
-rc = main(["process", "parse", "--pdb-manifest", tmp + "/m.parquet", "--shard", "0",
-           "--shards", "1", "--output", tmp + "/parsed.parquet", "--params", "{{}}"])
-print(json.dumps({{"rc": rc, "torch": "torch" in sys.modules}}))
-"""
+
+def cases(tmp: Path) -> dict[str, list[str]]:
+    manifest = tmp / "manifest.parquet"
+    pl.DataFrame({"id": ["1aki"], "url": [""], "path": [str(STRUCTURE)], "bytes": [0],
+                  "sha256": [None], "status": ["ok"], "error": [None]}).write_parquet(manifest)
+    py = sys.executable
+    return {
+        "import data stage (download, parse, gather)":
+            [py, "-c", "import dplm2.cli, dplm2.download.cli, dplm2.download.batch, "
+                       "dplm2.process.parse, dplm2.process.gather"],
+        "import novelty + diversity metrics":
+            [py, "-c", "import dplm2.evaluate.novelty, dplm2.evaluate.diversity"],
+        "dplm2 process parse (1 structure)":
+            [py, "-m", "dplm2.cli", "process", "parse", "--pdb-manifest", str(manifest),
+             "--shard", "0", "--shards", "1", "--output", str(tmp / "parsed.parquet")],
+    }
 
 
-def one_job(src: Path) -> dict:
-    """Wall time and peak RSS (MB) of one fresh interpreter running the parse command."""
-    with tempfile.TemporaryDirectory() as tmp:
-        env = dict(os.environ, PYTHONPATH=str(src))
-        code = JOB.format(structure=str(STRUCTURE))
-        t0 = time.perf_counter()
-        pid = os.fork()
-        if pid == 0:  # the child execs python so its rusage is its own; its output is not ours
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, 1)
-            os.dup2(devnull, 2)
-            os.execve(sys.executable, [sys.executable, "-c", code, tmp], env)
-        _, status, usage = os.wait4(pid, 0)
-        wall = time.perf_counter() - t0
-        if status != 0:
-            raise RuntimeError(f"parse job failed (status {status}) with sources {src}")
-    return {"wall_s": wall, "peak_mb": usage.ru_maxrss / 1024}
+def torch_loaded(src: Path) -> bool:
+    code = ("import sys, dplm2.process.parse, dplm2.process.gather, dplm2.evaluate.novelty; "
+            "print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], env={**os.environ, "PYTHONPATH": str(src)},
+                         capture_output=True, text=True, check=True)
+    return out.stdout.strip() == "True"
 
 
-def measure(src: Path, repeats: int) -> dict:
-    one_job(src)  # warm the file cache
-    runs = [one_job(src) for _ in range(repeats)]
-    return {"wall_s": round(statistics.median(r["wall_s"] for r in runs), 3),
-            "peak_mb": round(statistics.median(r["peak_mb"] for r in runs), 1)}
-
-
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--repeats", type=int, default=5)
-    p.add_argument("--before", metavar="REF", help="also measure git commit REF")
-    args = p.parse_args(argv)
-    result = {"after": measure(REPO / "src", args.repeats)}
-    if args.before:
-        with tempfile.TemporaryDirectory() as tmp:
-            tree = Path(tmp) / "tree"
-            subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", str(tree),
-                            args.before], check=True, capture_output=True)
-            try:
-                result["before"] = {"ref": args.before, **measure(tree / "src", args.repeats)}
-            finally:
-                subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force",
-                                str(tree)], check=False, capture_output=True)
-        result["ratio_wall_before_over_after"] = round(
-            result["before"]["wall_s"] / result["after"]["wall_s"], 2)
-        result["ratio_peak_before_over_after"] = round(
-            result["before"]["peak_mb"] / result["after"]["peak_mb"], 2)
-    print(json.dumps(result, indent=2))
-    return 0
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--before", default="78d625e", help="git revision before the change")
+    ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--json", type=Path)
+    args = ap.parse_args()
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="dplm2-bench-startup-") as tmp:
+        tmp = Path(tmp)
+        old = tmp / "before"
+        old.mkdir()
+        archive = subprocess.run(["git", "-C", str(REPO), "archive", args.before, "src"],
+                                 check=True, capture_output=True).stdout
+        subprocess.run(["tar", "-x", "-C", str(old)], input=archive, check=True)
+        sources = {f"before ({args.before})": old / "src", "now": REPO / "src"}
+        for name, cmd in cases(tmp).items():
+            for label, src in sources.items():
+                env = {**os.environ, "PYTHONPATH": str(src), "OMP_NUM_THREADS": "1"}
+                runs = [measure(cmd, env) for _ in range(args.repeat)]
+                r = {"case": name, "code": label, "torch": torch_loaded(src),
+                     "wall_s": statistics.median(x["wall_s"] for x in runs),
+                     "peak_rss_mb": statistics.median(x["peak_rss_mb"] for x in runs)}
+                rows.append(r)
+                print(json.dumps(r), flush=True)
+    print("\n| case | code | torch imported | wall (s, median) | peak RSS (MB, median) |\n"
+          "|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['case']} | {r['code']} | {r['torch']} | {r['wall_s']:.2f} | "
+              f"{r['peak_rss_mb']:.0f} |")
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=1))
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

@@ -143,8 +143,8 @@ rule evaluate_diversity:
 
 
 rule evaluate_novelty_part:
-    """Best training chain of each sample in one range of the references (one of
-    `evaluate.novelty.parts` jobs, default one per chain shard; each uses all its threads)."""
+    """Best training chain of each sample in one range of the references (novelty scatter)."""
+    # one of `evaluate.novelty.parts` jobs (default: one per chain shard), each on all its threads
     input:
         samples=res("generate", "{task}", "samples.parquet"),
         chains=eval_chain_shards(),
