@@ -52,6 +52,9 @@ class Terminated(KeyboardInterrupt):
 
 
 def _terminate(signum, frame):  # noqa: ARG001
+    # Ctrl-C reaches the job twice (the terminal's SIGINT, then Snakemake's SIGTERM): one stop.
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     raise Terminated()
 
 
@@ -72,6 +75,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt as exc:
+        if argv is None:
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
         how = "SIGTERM" if isinstance(exc, Terminated) else "an interrupt (SIGINT)"
         log.error("stopped by %s; files being written were discarded (a training keeps its "
                   "last complete checkpoint in state/ and resumes from it when run again)", how)

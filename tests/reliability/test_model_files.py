@@ -156,3 +156,18 @@ def test_sigterm_ends_a_command_cleanly():
     rc = child.wait(timeout=10)
     err = child.stderr.read()
     assert rc == 143 and "stopped by SIGTERM" in err and "Traceback" not in err, err
+
+
+def test_ctrl_c_then_snakemakes_sigterm_is_one_clean_stop():
+    """Ctrl-C in a terminal reaches the job itself and, through Snakemake (common.smk), as a
+    SIGTERM right after: one message, no traceback."""
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+    child = subprocess.Popen([sys.executable, "-c", _STANDIN], env=env, text=True,
+                             stderr=subprocess.PIPE)
+    time.sleep(1.5)
+    child.send_signal(signal.SIGINT)
+    time.sleep(0.01)
+    child.send_signal(signal.SIGTERM)
+    rc = child.wait(timeout=10)
+    err = child.stderr.read()
+    assert rc in (130, 143) and err.count("stopped by") == 1 and "Traceback" not in err, err
