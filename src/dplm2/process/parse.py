@@ -190,15 +190,6 @@ def run_parse(manifests: dict[str, str | os.PathLike], index: int, count: int,
                                          "config": cfg.to_dict()})
 
 
-def read_parsed(paths: list[str | os.PathLike]) -> tuple[list[ChainRecord], pl.DataFrame]:
-    """Records and the full table of parse shards (concatenated in the given order)."""
-    frames = [read_parquet_checked(p, required_columns=PARSED_SCHEMA.names) for p in paths]
-    df = pl.concat(frames, how="vertical") if frames else pl.from_arrow(PARSED_SCHEMA.empty_table())
-    meta_cols = METADATA_SCHEMA.names
-    records = [ChainRecord.from_row(r) for r in df.select(meta_cols).iter_rows(named=True)]
-    return records, df
-
-
 def chain_from_parsed(row: dict) -> Chain:
     """The stored chain of one parsed-table row."""
     return Chain.from_row({**row, "plddt": None if row["plddt"] is None else np.asarray(row["plddt"])})
