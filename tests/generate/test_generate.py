@@ -202,7 +202,7 @@ def test_cli_errors_are_clear(models, tmp_path, caplog):
 
 def test_schema_defaults_match_the_dataclasses():
     schema = yaml.safe_load((REPO / "workflow" / "schemas" / "generate.schema.yaml").read_text())
-    cfg = GenerateConfig().to_dict()
+    cfg = GenerateConfig.from_dict().to_dict()
     for key, sub in schema["properties"].items():
         if sub.get("type") != "object":
             assert list(cfg[key]) == sub["default"] if isinstance(cfg[key], tuple) else cfg[key] == sub["default"], key

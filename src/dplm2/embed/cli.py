@@ -66,7 +66,7 @@ def cmd_embed(args: argparse.Namespace) -> int:
     overrides = {"mode": args.mode, "layers": args.layers, "per_residue": args.per_residue,
                  "device": args.device}
     params.update({k: v for k, v in overrides.items() if v is not None})
-    cfg = EmbedConfig.from_dict(params, "embed")
+    cfg = EmbedConfig.from_dict(params)
     log.info("embed: %s", json.dumps(cfg.to_dict()))
     embed_inputs(args.inputs, args.lm, args.out, cfg, tokenizer=args.tokenizer, split=args.split,
                  skip_bad=args.skip_bad_structures)
