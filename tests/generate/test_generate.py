@@ -200,20 +200,7 @@ def test_cli_errors_are_clear(models, tmp_path, caplog):
     assert "none: neither a checkpoint folder nor a hub id" in caplog.text
 
 
-def test_schema_defaults_match_the_dataclasses():
-    schema = yaml.safe_load((REPO / "workflow" / "schemas" / "generate.schema.yaml").read_text())
-    cfg = GenerateConfig.from_dict().to_dict()
-    for key, sub in schema["properties"].items():
-        if sub.get("type") != "object":
-            assert list(cfg[key]) == sub["default"] if isinstance(cfg[key], tuple) else cfg[key] == sub["default"], key
-            continue
-        for k, node in sub["properties"].items():
-            if k == "sampling":
-                for sk, sn in node["properties"].items():
-                    assert cfg[key][k][sk] == sn["default"], (key, sk)
-            else:
-                v = cfg[key][k]
-                assert (list(v) if isinstance(v, tuple) else v) == node["default"], (key, k)
+def test_shipped_generate_sections_are_valid():
     for cfg_file in ("config.yaml", "config/paper.yaml"):
         GenerateConfig.from_dict(yaml.safe_load((REPO / cfg_file).read_text())["generate"])
 

@@ -11,7 +11,6 @@ from dplm2.lm.data import DataConfig, Protein, crop, make_batch, plan_batches
 from dplm2.lm.diffusion import (
     TASKS,
     DiffusionConfig,
-    TaskMix,
     draw_tasks,
     loss_weight,
     maskable,
@@ -21,6 +20,11 @@ from dplm2.lm.model import attention_allowed
 from dplm2.lm.train import diffusion_loss
 
 from .helpers import tiny_model
+
+
+def _only(task: str) -> DiffusionConfig:
+    """Every row of a batch gets ``task``."""
+    return DiffusionConfig.from_dict({"task_mix": {t: float(t == task) for t in TASKS}})
 
 
 def _clean(batch=64, length=100, seed=0):
@@ -73,20 +77,20 @@ def test_task_routing(split):
     assert not (noise.task == name["independent"]).any()  # ratio 0
     for m in (fold, inv, joint, single):
         assert abs(m.float().mean().item() - 0.25) < 0.03
-    only_fold = DiffusionConfig.from_dict(dict(task_mix=dict(single_modality=0, folding=1, inverse_folding=0, joint=0, independent=0)))
+    only_fold = _only("folding")
     assert (draw_tasks(50, only_fold).t_aa == 0).all()
 
 
 def test_folding_batch_keeps_amino_acids_visible_and_attention_bias():
     ps = [Protein(str(i), "MKVLAAGIVG"[: 6 + i], np.arange(6 + i)) for i in range(3)]
-    fold = DiffusionConfig.from_dict(dict(task_mix=dict(single_modality=0, folding=1, inverse_folding=0, joint=0, independent=0)))
+    fold = _only("folding")
     b = make_batch(ps, fold, torch.Generator().manual_seed(0))
     width = b["input_ids"].shape[1] // 2
     assert not b["masked"][:, width:].any()  # folding: every amino acid visible
     assert torch.equal(b["input_ids"][:, width:], b["targets"][:, width:])
     allowed = attention_allowed(b["input_ids"], b["single_modality"])
     assert allowed[:, :width, width:].any()  # folding: structure attends to amino acids
-    single = DiffusionConfig.from_dict(dict(task_mix=dict(single_modality=1, folding=0, inverse_folding=0, joint=0, independent=0)))
+    single = _only("single_modality")
     b = make_batch(ps, single, torch.Generator().manual_seed(0))
     allowed = attention_allowed(b["input_ids"], b["single_modality"])
     assert not allowed[:, :width, width:].any() and not allowed[:, width:, :width].any()
@@ -98,7 +102,7 @@ def test_folding_batch_keeps_amino_acids_visible_and_attention_bias():
 def test_single_modality_outputs_ignore_other_half():
     model = tiny_model().eval()
     ps = [Protein("a", "MKVLAAGIVG", np.arange(10))]
-    b = make_batch(ps, DiffusionConfig.from_dict(dict(task_mix=dict(single_modality=1, folding=0, inverse_folding=0, joint=0, independent=0))), torch.Generator())
+    b = make_batch(ps, _only("single_modality"), torch.Generator())
     ids = b["targets"].clone()
     width = ids.shape[1] // 2
     other = ids.clone()

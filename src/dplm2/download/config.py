@@ -13,27 +13,8 @@ from dplm2.config import StageConfig
 
 @dataclasses.dataclass(frozen=True)
 class HttpConfig(StageConfig):
-    """Network robustness settings shared by every download.
-
-    Attributes
-    ----------
-    connect_timeout, read_timeout : float
-        Seconds to wait for a connection / between two received bytes.
-    retries : int
-        Extra attempts after a transient failure (5xx, 429, timeout, reset, corrupt body).
-    backoff : float
-        First back-off delay in seconds; doubled after each failed attempt (exponential).
-    backoff_max : float
-        Upper bound of one delay, also for a server's ``Retry-After``.
-    max_failed_fraction : float
-        Fraction of failed items tolerated; beyond it the command exits non-zero (after
-        writing the manifest, so the failures can be read).
-    unreachable_after : int
-        Consecutive failures to connect at all (refused, unknown host, connect timeout), across
-        all files, after which the server counts as unreachable and the job stops at once.
-    user_agent : str
-        ``User-Agent`` header sent to servers.
-    """
+    """Network robustness settings shared by every download (each key's meaning: the schema's
+    ``download.http``)."""
 
     SECTION = "download.http"
 

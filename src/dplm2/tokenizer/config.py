@@ -23,68 +23,8 @@ from dplm2.train import TrainConfig
 
 @dataclasses.dataclass(frozen=True)
 class ModelConfig(StageConfig):
-    """Architecture of :class:`dplm2.tokenizer.model.StructureTokenizer`.
-
-    Parameters
-    ----------
-    encoder : str
-        ``local_frame`` (:class:`~dplm2.tokenizer.encoder.LocalFrameEncoder`, trained here) or
-        ``esm_if1`` (ESM-IF1's GVP-Transformer through fair-esm,
-        :class:`~dplm2.tokenizer.gvp.GVPTransformerEncoder`: the paper's and the released
-        tokenizer's encoder; needs the optional fair-esm + torch_geometric; always frozen,
-        loaded from ``TokenizerConfig.encoder_checkpoint`` for training).
-    encoder_dim : int
-        Width of the per-residue encoder features (the reference's GVP encoder: 512).
-    encoder_neighbors : int
-        Nearest neighbours (by CA distance) each residue sees (ESM-IF1: 30).
-    encoder_rbf : int
-        Radial basis functions for neighbour distances (0-20 A; ``local_frame`` only).
-    encoder_message_layers : int
-        Rounds of neighbour message passing before the transformer (ESM-IF1: 4 GVP layers).
-    encoder_layers, encoder_heads : int
-        Transformer encoder over residues after message passing (ESM-IF1: 8 layers, 8 heads).
-    gvp_ffn_dim, gvp_node_scalar, gvp_node_vector, gvp_edge_scalar, gvp_edge_vector : int
-        ``esm_if1`` only: transformer feed-forward width (2048) and the GVP-GNN's scalar/vector
-        node (1024/256) and edge (32/1) channels.
-    codebook_bits : int
-        LFQ dimensions; ``2 ** codebook_bits`` codes (spec: 13 -> 8192).
-    bit_standardize : bool
-        Masked, affine-free standardisation (running statistics at inference) before the ReLU
-        and before the sign of the pre-quantization head; keeps the codebook from collapsing
-        when the encoder is trained from scratch (see ``quantizer.py``).
-    post_dim, post_layers, post_heads : int
-        Post-quantization MLP width and its transformer (spec: 128, 4 layers, 8 heads).
-    trunk_blocks : int
-        ESMFold triangular trunk blocks (spec: 4; 0 on CPU, each costs ~3 s/step there).
-    pair_from_sequence : bool
-        Initialise the pair state from the single state (ESMFold's ``SequenceToPair``) instead
-        of zeros (spec). Only useful without trunk blocks, where the pair state would otherwise
-        hold relative positions only and the distogram head could not see the tokens.
-    pair_dim, seq_head_width, pair_head_width, position_bins : int
-        Trunk pair state (spec 32), attention head widths, relative-position bins (spec 32).
-    sm_blocks, ipa_dim, ipa_heads, qk_points, v_points : int
-        Structure module (spec: 8 blocks, IPA hidden 16, 12 heads, 4 query/key, 8 value points).
-    recycles : int
-        Extra no-grad trunk passes at inference (0 = one pass; the reference's `max_recycles: 1` is
-        0 here, as config/paper.yaml); training draws 0..recycles per step (AF2 practice).
-    distogram_bins : int
-        Distogram head bins between 2.3125 and 21.6875 A (spec 64).
-    dropout : float
-        Dropout in the transformers and the structure module.
-    post_transformer : str
-        Post-quantization transformer: ``sinusoidal`` (``nn.TransformerEncoder`` with
-        sinusoidal residue-index encodings added to its input) or ``rotary`` (the reference's
-        ESM-style pre-LN layers with rotary positions in the attention, exact GELU, 4x FFN),
-        needed to load the released tokenizer (:mod:`dplm2.tokenizer.official`).
-    trunk_input_mlp : bool
-        ESMFold's input MLP (LayerNorm, Linear, ReLU, Linear; ``esm_s_mlp``) between the
-        post-quantization network and the trunk, as in the reference decoder.
-    heads : str
-        ``dplm2`` (amino-acid head LayerNorm+Linear over 20 types, per-residue pLDDT MLP,
-        distogram logits ``d + d^T``) or ``esmfold`` (the reference's ESMFold heads: amino-acid
-        Linear over 23 classes of which the 20 standard types are used, per-atom37 lDDT head
-        read at CA, distogram ``(d + d^T) / 2``).
-    """
+    """Architecture of :class:`dplm2.tokenizer.model.StructureTokenizer` (each key's meaning:
+    the schema's ``tokenizer.model``)."""
 
     SECTION = "tokenizer.model"
 
@@ -183,30 +123,8 @@ class LossConfig(StageConfig):
 
 @dataclasses.dataclass(frozen=True)
 class DataConfig(StageConfig):
-    """Which chains train, how they are cropped and batched, what validates.
-
-    Parameters
-    ----------
-    crop_length : int
-        Random contiguous crop for training (spec 512).
-    batch_size : int
-        Chains per optimiser micro-step and device (spec 5).
-    min_length : int
-        Chains with fewer observed residues are not used for training.
-    max_train_chains : int
-        Use at most this many training chains (0 = all); the demo and overfit runs use few.
-    train_splits : list of str
-        Splits that train (the chain shards' ``split`` column).
-    val_split : str
-        Split used for validation.
-    val_max_chains, val_max_length : int
-        Validation set size and the crop applied to long validation chains.
-    random_crop_min : int
-        0 = off. Otherwise half of the training chains are further cropped to a random length
-        in ``[random_crop_min, length)`` (as the spec does for the LM): with few training chains
-        the decoder can otherwise recognise a chain by its length and absolute positions and
-        ignore the tokens.
-    """
+    """Which chains train, how they are cropped and batched, what validates (each key's
+    meaning: the schema's ``tokenizer.data``)."""
 
     SECTION = "tokenizer.data"
 
