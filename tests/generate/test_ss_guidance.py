@@ -179,7 +179,8 @@ def test_large_weight_follows_the_target(runtime):
         cfg = SSCogenConfig.from_dict(dict(ss=(TARGET,), samples_per_ss=6, guidance_weight=w,
                             sampling=SamplerConfig.from_dict(dict(max_iter=6, strategy="annealing@2.0:1.0",
                                                    unmasking="stochastic1.0"))))
-        samples = tasks.generate_ss_cogen(runtime, cfg, table, seed=0, batch_size=6)
+        samples = tasks.generate_ss_cogen(runtime, cfg, table, seed=0, batch_size=6,
+                                          decode_batch_size=6)
         assert len(samples) == 6 and all(len(s) == len(TARGET) for s in samples)
         fractions[w] = np.mean([agreement(TARGET, table.argmax_ss(s.struct_tokens)) for s in samples])
         assert np.mean([s.extra["token_ss_agreement"] for s in samples]) == pytest.approx(fractions[w])

@@ -38,7 +38,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    "structure/both)")
     p.add_argument("--split", default=None, help="token shards: embed only this split's rows")
     p.add_argument("--params", default="{}", help="the config's embed section as JSON")
-    p.add_argument("--mode", choices=("sequence", "structure", "both"), help="override mode")
+    p.add_argument("--mode", help="override embed.settings.mode: sequence, structure or both")
     p.add_argument("--layer", type=int, action="append", dest="layers",
                    help="override layers (repeat for several; -1 = last)")
     p.add_argument("--per-residue", action="store_true", default=None,
