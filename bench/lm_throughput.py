@@ -97,7 +97,7 @@ def main() -> None:
     bf16 = device.type == "cuda" and torch.cuda.is_bf16_supported()
     peak = matmul_peak(device, torch.bfloat16 if bf16 else torch.float32)
     mcfg = ModelConfig.from_dict(dict(hidden_size=args.hidden, num_layers=args.layers, num_heads=args.heads,
-                       intermediate_size=args.ffn))
+                                      intermediate_size=args.ffn))
     torch.manual_seed(0)
     ours = DPLM2LM(EsmForMaskedLM(mcfg.esm_config())).to(device)
     ours.net.esm.contact_head.requires_grad_(False)

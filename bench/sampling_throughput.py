@@ -58,7 +58,7 @@ def build_model(args):
     else:
         torch.manual_seed(0)
         cfg = ModelConfig.from_dict(dict(hidden_size=args.hidden, num_layers=args.layers, num_heads=args.heads,
-                          intermediate_size=4 * args.hidden))
+                                         intermediate_size=4 * args.hidden))
         lm = DPLM2LM(EsmForMaskedLM(cfg.esm_config()))
     lm = lm.to(device).eval()
     tok = None

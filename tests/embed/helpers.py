@@ -22,7 +22,7 @@ def tiny_lm(hidden: int = 64, layers: int = 2, heads: int = 4, seed: int = 0):
 
     torch.manual_seed(seed)
     cfg = ModelConfig.from_dict(dict(hidden_size=hidden, num_layers=layers, num_heads=heads,
-                      intermediate_size=2 * hidden))
+                                     intermediate_size=2 * hidden))
     return DPLM2LM(EsmForMaskedLM(cfg.esm_config())).eval()
 
 
@@ -33,9 +33,9 @@ def tiny_tokenizer(seed: int = 0):
 
     torch.manual_seed(seed)
     cfg = ModelConfig.from_dict(dict(encoder_dim=64, encoder_neighbors=16, encoder_message_layers=2,
-                      encoder_layers=1, encoder_heads=4, post_dim=64, post_layers=2,
-                      post_heads=4, trunk_blocks=0, pair_dim=16, seq_head_width=16,
-                      pair_head_width=16, sm_blocks=1, ipa_heads=4))
+                                     encoder_layers=1, encoder_heads=4, post_dim=64, post_layers=2,
+                                     post_heads=4, trunk_blocks=0, pair_dim=16, seq_head_width=16,
+                                     pair_head_width=16, sm_blocks=1, ipa_heads=4))
     return StructureTokenizer(cfg).eval()
 
 
