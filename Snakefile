@@ -26,7 +26,7 @@ except _yaml.YAMLError as _exc:
 configfile: "config.yaml"
 
 
-validate(config, "workflow/schemas/config.schema.yaml")
+validate(config, "src/dplm2/schemas/config.schema.yaml")
 
 
 report: "workflow/report/workflow.rst"

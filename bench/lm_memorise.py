@@ -100,7 +100,7 @@ def main() -> None:
     from dplm2.lm.sampling import SamplerConfig
 
     proteins, source = load(args.chains, args.length, args.tokens, args.random)
-    sampler = SamplerConfig(max_iter=args.max_iter, strategy="argmax", unmasking="deterministic")
+    sampler = SamplerConfig.from_dict(dict(max_iter=args.max_iter, strategy="argmax", unmasking="deterministic"))
     report = {
         "chains": [p.id for p in proteins],
         "lengths": [len(p.sequence) for p in proteins],

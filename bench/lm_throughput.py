@@ -96,8 +96,8 @@ def main() -> None:
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     bf16 = device.type == "cuda" and torch.cuda.is_bf16_supported()
     peak = matmul_peak(device, torch.bfloat16 if bf16 else torch.float32)
-    mcfg = ModelConfig(hidden_size=args.hidden, num_layers=args.layers, num_heads=args.heads,
-                       intermediate_size=args.ffn)
+    mcfg = ModelConfig.from_dict(dict(hidden_size=args.hidden, num_layers=args.layers, num_heads=args.heads,
+                                      intermediate_size=args.ffn))
     torch.manual_seed(0)
     ours = DPLM2LM(EsmForMaskedLM(mcfg.esm_config())).to(device)
     ours.net.esm.contact_head.requires_grad_(False)
@@ -107,7 +107,7 @@ def main() -> None:
     aa = list("ACDEFGHIKLMNPQRSTVWY")
     ps = [Protein(str(i), "".join(rng.choice(aa, args.length)), rng.integers(0, 8192, args.length))
           for i in range(args.batch)]
-    batch = make_batch(ps, DiffusionConfig(), torch.Generator().manual_seed(0))
+    batch = make_batch(ps, DiffusionConfig.from_dict(), torch.Generator().manual_seed(0))
     batch = {k: v.to(device) for k, v in batch.items()}
     ids = batch["input_ids"]
     n = ids.shape[1]

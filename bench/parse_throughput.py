@@ -49,7 +49,7 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3, help="best-of-N timing per file")
     ap.add_argument("--json", type=Path, help="write the numbers here too")
     args = ap.parse_args()
-    cfg = ProcessConfig()
+    cfg = ProcessConfig.from_dict()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for path in find_files(args.folders):

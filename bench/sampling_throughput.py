@@ -57,8 +57,8 @@ def build_model(args):
                                                       4 * args.hidden)))
     else:
         torch.manual_seed(0)
-        cfg = ModelConfig(hidden_size=args.hidden, num_layers=args.layers, num_heads=args.heads,
-                          intermediate_size=4 * args.hidden)
+        cfg = ModelConfig.from_dict(dict(hidden_size=args.hidden, num_layers=args.layers, num_heads=args.heads,
+                                         intermediate_size=4 * args.hidden))
         lm = DPLM2LM(EsmForMaskedLM(cfg.esm_config()))
     lm = lm.to(device).eval()
     tok = None
@@ -129,10 +129,10 @@ def measure(args) -> dict:
 
     lm, tok, device = build_model(args)
     rt = _Runtime(lm, tok, device)
-    sampling = SamplerConfig(max_iter=args.max_iter, strategy=args.strategy, unmasking=args.unmasking)
-    task = LengthTaskConfig(lengths=(args.length,), samples_per_length=args.n, sampling=sampling)
+    sampling = SamplerConfig.from_dict(dict(max_iter=args.max_iter, strategy=args.strategy, unmasking=args.unmasking))
+    task = LengthTaskConfig.from_dict(dict(lengths=(args.length,), samples_per_length=args.n, sampling=sampling))
     reqs = length_requests(lm.vocab, "cogen", task)
-    warm = SamplerConfig(max_iter=2, strategy=args.strategy, unmasking=args.unmasking)
+    warm = SamplerConfig.from_dict(dict(max_iter=2, strategy=args.strategy, unmasking=args.unmasking))
     time_run(rt, reqs[:1], warm, 1)  # first call pays one-off costs (allocations, kernels)
     timer = ForwardTimer(lm, device)
     batched = time_run(rt, reqs, sampling, args.batch_size)

@@ -130,10 +130,10 @@ def compare_encoders(args) -> int:
 
     from dplm2.tokenizer.gvp import ESM_IF1_GVP_LAYERS, ESM_IF1_LAYERS
 
-    local_frame = ModelConfig()  # the schema defaults: 512 wide, 30 neighbours, 2 + 2 layers
-    configs = {"local_frame (default sizes)": local_frame, "esm_if1 (released sizes)": ModelConfig(
+    local_frame = ModelConfig.from_dict()  # the schema defaults: 512 wide, 30 neighbours, 2 + 2 layers
+    configs = {"local_frame (default sizes)": local_frame, "esm_if1 (released sizes)": ModelConfig.from_dict(dict(
         encoder="esm_if1", encoder_layers=ESM_IF1_LAYERS,
-        encoder_message_layers=ESM_IF1_GVP_LAYERS)}
+        encoder_message_layers=ESM_IF1_GVP_LAYERS))}
     records = load_records()
     batches = [{k: v.to(args.device) for k, v in collate([r]).items()} for r in records]
     n_res = sum(int(b["mask"].sum()) for b in batches)

@@ -17,7 +17,6 @@ from dplm2.download.manifest import COLUMNS, read_manifest
 from .conftest import REPO
 
 DEMO = yaml.safe_load((REPO / "config.yaml").read_text())["download"]
-SCHEMA = yaml.safe_load((REPO / "workflow/schemas/download.schema.yaml").read_text())
 
 
 def _run(*args: str) -> int:
@@ -95,21 +94,8 @@ def test_gather_prefers_usable_rows_and_accepts_no_input(tmp_path):
     assert read_manifest(tmp_path / "empty.parquet").height == 0
 
 
-def _schema_defaults(schema: dict) -> dict:
-    out = {}
-    for key, sub in schema["properties"].items():
-        out[key] = _schema_defaults(sub) if sub.get("type") == "object" else sub["default"]
-    return out
-
-
-def test_schema_defaults_match_dataclasses():
-    def norm(x):
-        if isinstance(x, dict):
-            return {k: norm(v) for k, v in x.items()}
-        return list(x) if isinstance(x, tuple) else x
-
-    assert norm(DownloadConfig().to_dict()) == _schema_defaults(SCHEMA)
-    DownloadConfig.from_dict(DEMO)  # the demo section is valid
+def test_demo_section_is_valid():
+    DownloadConfig.from_dict(DEMO)
 
 
 def test_unknown_keys_rejected():

@@ -72,7 +72,7 @@ def test_parse_shard():
 
 def test_candidate_paths_stay_inside_raw(tmp_path):
     raw = tmp_path / "raw"
-    pdb = PdbConfig(formats=["mmcif", "pdb"])
+    pdb = PdbConfig.from_dict(dict(formats=["mmcif", "pdb"]))
     paths = [c.path for c in pdb_candidates("1AKI", pdb, "file:///m", raw)]
     assert [p.relative_to(raw).as_posix() for p in paths] == [
         "pub/pdb/data/structures/divided/mmCIF/ak/1aki.cif.gz",
@@ -80,7 +80,7 @@ def test_candidate_paths_stay_inside_raw(tmp_path):
     ]
     with pytest.raises(ValueError):
         pdb_candidates("../../x", pdb, "file:///m", raw)
-    afdb = AfdbConfig(versions=[4, 1], formats=["pdb", "cif"], suffixes=["", ".gz"])
+    afdb = AfdbConfig.from_dict(dict(versions=[4, 1], formats=["pdb", "cif"], suffixes=["", ".gz"]))
     cands = afdb_candidates("p60709", afdb, "https://a.org", raw)
     assert len(cands) == 8
     assert cands[0].url == "https://a.org/files/AF-P60709-F1-model_v4.pdb"

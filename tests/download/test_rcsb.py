@@ -31,15 +31,15 @@ def _terminals(body):
 def test_search_sends_filters_and_pages(server):
     server.routes["/search"] = _search
     server.faults["/search"] = ["500"]  # retried
-    cfg = SearchConfig(
+    cfg = SearchConfig.from_dict(dict(
         url=f"{server.url}/search",
         resolution_max=2.5,
         methods=["X-RAY DIFFRACTION"],
         release_date_max="2021-12-31",
         release_date_min="2000-01-01",
         page_size=2,
-    )
-    fetcher = Fetcher(HttpConfig(retries=2, backoff=0.01), sleep=lambda s: None)
+    ))
+    fetcher = Fetcher(HttpConfig.from_dict(dict(retries=2, backoff=0.01)), sleep=lambda s: None)
     ids = rcsb_search(cfg, fetcher.post_json)
     assert ids == ["1aki", "4hhb", "1l2y"]
     assert len(server.bodies) == 3  # failed attempt + two pages
@@ -57,15 +57,15 @@ def test_search_sends_filters_and_pages(server):
 def test_search_no_hits_and_bad_answer(server):
     server.routes["/empty"] = lambda h, b: (204, b"")
     server.routes["/bad"] = lambda h, b: (200, b"<html>")
-    fetcher = Fetcher(HttpConfig(retries=0))
-    assert rcsb_search(SearchConfig(url=f"{server.url}/empty"), fetcher.post_json) == []
+    fetcher = Fetcher(HttpConfig.from_dict(dict(retries=0)))
+    assert rcsb_search(SearchConfig.from_dict(dict(url=f"{server.url}/empty")), fetcher.post_json) == []
     with pytest.raises(ValueError, match="unexpected search response"):
-        rcsb_search(SearchConfig(url=f"{server.url}/bad"), fetcher.post_json)
+        rcsb_search(SearchConfig.from_dict(dict(url=f"{server.url}/bad")), fetcher.post_json)
 
 
 def test_holdings_and_cli_ids(server, tmp_path):
     server.routes["/holdings"] = lambda h, b: (200, json.dumps(["4HHB", "1AKI", "1aki"]).encode())
-    fetcher = Fetcher(HttpConfig(retries=0))
+    fetcher = Fetcher(HttpConfig.from_dict(dict(retries=0)))
     assert rcsb_holdings(f"{server.url}/holdings", fetcher.get_bytes) == ["1aki", "4hhb"]
     server.routes["/evil"] = lambda h, b: (200, json.dumps(["1aki", "../x"]).encode())
     with pytest.raises(ValueError, match="invalid PDB id"):

@@ -70,7 +70,7 @@ def test_refuses_unsafe_members(tmp_path):
 
 
 def test_mirror_tar_over_http_only_listed_and_resume(server, tmp_path):
-    fetcher = Fetcher(HttpConfig(retries=2, backoff=0.01, read_timeout=2), sleep=lambda s: None)
+    fetcher = Fetcher(HttpConfig.from_dict(dict(retries=2, backoff=0.01, read_timeout=2)), sleep=lambda s: None)
     url = f"{server.url}/{SWISSPROT}"
     server.faults = {f"/{SWISSPROT}": ["503", "short"]}  # a 503, then a cut stream, then OK
     rows, refused = fetch_swissprot(url, tmp_path, fetcher, only=["Q6QAQ1", "P99999"])

@@ -21,8 +21,8 @@ def tiny_lm(hidden: int = 64, layers: int = 2, heads: int = 4, seed: int = 0):
     from dplm2.lm.model import DPLM2LM, ModelConfig
 
     torch.manual_seed(seed)
-    cfg = ModelConfig(hidden_size=hidden, num_layers=layers, num_heads=heads,
-                      intermediate_size=2 * hidden)
+    cfg = ModelConfig.from_dict(dict(hidden_size=hidden, num_layers=layers, num_heads=heads,
+                                     intermediate_size=2 * hidden))
     return DPLM2LM(EsmForMaskedLM(cfg.esm_config())).eval()
 
 
@@ -32,10 +32,10 @@ def tiny_tokenizer(seed: int = 0):
     from dplm2.tokenizer.model import StructureTokenizer
 
     torch.manual_seed(seed)
-    cfg = ModelConfig(encoder_dim=64, encoder_neighbors=16, encoder_message_layers=2,
-                      encoder_layers=1, encoder_heads=4, post_dim=64, post_layers=2,
-                      post_heads=4, trunk_blocks=0, pair_dim=16, seq_head_width=16,
-                      pair_head_width=16, sm_blocks=1, ipa_heads=4)
+    cfg = ModelConfig.from_dict(dict(encoder_dim=64, encoder_neighbors=16, encoder_message_layers=2,
+                                     encoder_layers=1, encoder_heads=4, post_dim=64, post_layers=2,
+                                     post_heads=4, trunk_blocks=0, pair_dim=16, seq_head_width=16,
+                                     pair_head_width=16, sm_blocks=1, ipa_heads=4))
     return StructureTokenizer(cfg).eval()
 
 

@@ -30,7 +30,7 @@ def records(seed=0):
 @pytest.mark.parametrize("mode", ["sequence", "structure", "both"])
 def test_padding_and_batching_do_not_change_vectors(lm, mode):
     recs = records()
-    cfg = EmbedConfig(mode=mode, layers=(0, 1, -1), per_residue=True)
+    cfg = EmbedConfig.from_dict(dict(mode=mode, layers=(0, 1, -1), per_residue=True))
     together = embed_proteins(lm, recs, cfg)
     alone = [e for r in recs for e in embed_proteins(lm, [r], cfg)]
     assert [(e.id, e.layer) for e in together] == [(k, layer) for k in SEQS for layer in (0, 1, 2)]
@@ -44,9 +44,9 @@ def test_modes_see_only_their_modality(lm):
     a = records(0)
     b = [Record(r.id, r.sequence, (r.codes + 17) % 8192) for r in a]  # other structure
     c = [Record(r.id, r.sequence[::-1], r.codes) for r in a]  # other sequence
-    seq = EmbedConfig(mode="sequence")
-    st = EmbedConfig(mode="structure")
-    both = EmbedConfig(mode="both")
+    seq = EmbedConfig.from_dict(dict(mode="sequence"))
+    st = EmbedConfig.from_dict(dict(mode="structure"))
+    both = EmbedConfig.from_dict(dict(mode="both"))
 
     def vec(recs, cfg):
         return np.stack([e.vector for e in embed_proteins(lm, recs, cfg)])
@@ -59,7 +59,7 @@ def test_modes_see_only_their_modality(lm):
 
 def test_layer_zero_is_the_token_embedding(lm):
     rec = records()[:1]
-    e = embed_proteins(lm, rec, EmbedConfig(mode="sequence", layers=(0,), per_residue=True))[0]
+    e = embed_proteins(lm, rec, EmbedConfig.from_dict(dict(mode="sequence", layers=(0,), per_residue=True)))[0]
     ids = lm.vocab.encode_aa(rec[0].sequence)[1:-1]
     want = lm.net.esm.embeddings.word_embeddings.weight[ids].detach().numpy()
     np.testing.assert_allclose(e.residues, want, atol=1e-6)
@@ -81,7 +81,7 @@ def test_plan_batches_and_layers():
 
 def test_truncation_flagged(lm):
     rec = [Record("long", "A" * 50)]
-    e = embed_proteins(lm, rec, EmbedConfig(mode="sequence", max_length=20))[0]
+    e = embed_proteins(lm, rec, EmbedConfig.from_dict(dict(mode="sequence", max_length=20)))[0]
     assert e.truncated and e.length == 20
 
 
@@ -112,7 +112,7 @@ def test_structure_mode_needs_tokens(lm, tmp_path):
     fa = tmp_path / "x.fasta"
     fa.write_text(">p1\nMKVLA\n")
     with pytest.raises(ValueError, match=r"x\.fasta: 'p1' has no structure tokens"):
-        embed_proteins(lm, read_fasta(fa), EmbedConfig(mode="structure"))
+        embed_proteins(lm, read_fasta(fa), EmbedConfig.from_dict(dict(mode="structure")))
 
 
 def test_cli_parquet_npy_and_released_layout(model_dirs, tmp_path):
@@ -160,7 +160,7 @@ def test_cli_parquet_npy_and_released_layout(model_dirs, tmp_path):
 def test_matches_direct_model_call(lm):
     """The pooled vector is the model's own last hidden state averaged over residues."""
     rec = records()[0]
-    e = embed_proteins(lm, [rec], EmbedConfig(mode="both", combine="mean"))[0]
+    e = embed_proteins(lm, [rec], EmbedConfig.from_dict(dict(mode="both", combine="mean")))[0]
     s, a = lm.vocab.encode(rec.sequence, rec.codes)
     ids, w = lm.vocab.collate([(s, a)])
     with torch.no_grad():

@@ -40,7 +40,7 @@ def labelled(tokenizer):
 @pytest.mark.parametrize("mode,margin", [("structure", 0.2), ("both", 0.2), ("sequence", 0.1)])
 def test_probe_beats_majority_class(lm, labelled, mode, margin, record_property):
     records, y = labelled
-    rows = embed_proteins(lm, records, EmbedConfig(mode=mode, layers=(-1,), max_length=300))
+    rows = embed_proteins(lm, records, EmbedConfig.from_dict(dict(mode=mode, layers=(-1,), max_length=300)))
     x = np.stack([r.vector for r in rows])
     res = probe_accuracy(x, y, folds=5, l2=1.0, seed=0)
     shuffled = probe_accuracy(x, np.random.default_rng(1).permutation(y), folds=5, l2=1.0)

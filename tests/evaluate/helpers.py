@@ -73,13 +73,13 @@ def build_tiny_dplm2(out: Path) -> tuple[Path, Path]:
     from dplm2.tokenizer.model import StructureTokenizer
 
     torch.manual_seed(0)
-    lm_cfg = LMConfig(hidden_size=32, num_layers=2, num_heads=2, intermediate_size=64)
+    lm_cfg = LMConfig.from_dict(dict(hidden_size=32, num_layers=2, num_heads=2, intermediate_size=64))
     lm = DPLM2LM(EsmForMaskedLM(lm_cfg.esm_config()))
     lm.save_pretrained(out / "lm")
-    tok = StructureTokenizer(TokConfig(
+    tok = StructureTokenizer(TokConfig.from_dict(dict(
         encoder_dim=32, encoder_neighbors=8, encoder_message_layers=1, encoder_layers=1,
         encoder_heads=4, post_dim=32, post_layers=1, post_heads=4, trunk_blocks=0, pair_dim=8,
         seq_head_width=8, pair_head_width=8, sm_blocks=2, ipa_heads=2, recycles=0,
-    ))
+    )))
     save_tokenizer(tok, out / "tokenizer")
     return out / "lm", out / "tokenizer"

@@ -110,29 +110,33 @@ def test_novelty_finds_the_family():
     assert tm_self == pytest.approx(1.0, abs=1e-6)
 
 
+#: The designability rules of the paper (evaluate.self_consistency).
+DESIGNABLE = {"designable_sctm": 0.5, "designable_scrmsd": 2.0}
+
+
 def test_self_consistency_of_moved_and_perturbed_copies():
     x = backbone("d1asha_")
     rot, shift = random_rigid(1)
-    m = self_consistency(x, x @ rot.T + shift, plddt=np.full(len(x), 80.0))
+    m = self_consistency(x, x @ rot.T + shift, plddt=np.full(len(x), 80.0), **DESIGNABLE)
     assert m["sctm"] == pytest.approx(1.0, abs=1e-6) and m["scrmsd"] < 1e-3
     assert m["designable_sctm"] and m["designable_scrmsd"] and m["plddt"] == 80.0
     noisy = x + np.random.default_rng(0).normal(scale=2.5, size=x.shape)
-    m = self_consistency(x, noisy)
+    m = self_consistency(x, noisy, **DESIGNABLE)
     assert m["scrmsd_ca"] > 2.0 and not m["designable_scrmsd"]
     assert m["plddt"] is None
     other = backbone("8tim_A")
-    m = self_consistency(backbone("1tim_A"), other)  # same fold, other species: ~1 Å
+    m = self_consistency(backbone("1tim_A"), other, **DESIGNABLE)  # same fold, other species: ~1 Å
     assert m["sctm"] > 0.9 and m["designable_sctm"]
 
 
 def test_fold_accuracy_against_the_true_structure():
     ref = backbone("1tim_A")
-    ok = fold_accuracy(ref + 1.0, ref)
+    ok = fold_accuracy(ref + 1.0, ref, tm_threshold=0.8)
     assert ok["tm"] == pytest.approx(1.0, abs=1e-6) and ok["tm_pass"]
-    r = fold_accuracy(backbone("8tim_A"), ref)
+    r = fold_accuracy(backbone("8tim_A"), ref, tm_threshold=0.8)
     assert 0.8 < r["tm"] < 1.0 and 0.3 < r["rmsd_ca"] < 3.0
     with pytest.raises(ValueError, match="residues"):
-        fold_accuracy(ref[:-3], ref)
+        fold_accuracy(ref[:-3], ref, tm_threshold=0.8)
 
 
 def test_motif_success_and_problems_solved():
@@ -178,7 +182,7 @@ def test_reference_with_unobserved_residues_is_paired_by_residue_number(tmp_path
     row = {"sample_id": "s", "reference_path": "ref.pdb", "_base": str(tmp_path)}
     ref = reference_backbone(row, len(c))
     assert ref.shape == (len(c), 4, 3) and np.isnan(ref[10:13]).all()
-    r = fold_accuracy(np.asarray(c.coords, dtype=np.float64), ref)
+    r = fold_accuracy(np.asarray(c.coords, dtype=np.float64), ref, tm_threshold=0.8)
     assert r["rmsd"] < 1e-2 and r["tm"] > 0.97
     with pytest.raises(ValueError, match="cannot pair residues"):
         reference_backbone(row, 50)

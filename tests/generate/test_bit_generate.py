@@ -46,7 +46,7 @@ def test_bit_lm_generates_folds_and_embeds(bit_models, tmp_path):
     assert all(set(s) <= set("LAGVSERTIDPKQNFYMHWC") for s in df["sequence"])
     (result,) = Dplm2FoldingBackend(lm, tok, device="cpu", max_iter=2).fold(["ACDEFGHIKL"])
     assert result.coords.shape == (10, 4, 3) and np.isfinite(result.coords).all()
-    rows = embed_proteins(load_lm(lm), [Record("p1", "MKVLA")], EmbedConfig(mode="sequence"))
+    rows = embed_proteins(load_lm(lm), [Record("p1", "MKVLA")], EmbedConfig.from_dict(dict(mode="sequence")))
     assert rows[0].vector.shape == (32,) and np.isfinite(rows[0].vector).all()
 
 

@@ -160,7 +160,7 @@ def test_weight_zero_is_unguided_sampling_bit_for_bit(runtime):
     vocab = runtime.lm.vocab
     L = len(TARGET)
     ids, _ = vocab.collate([(vocab.encode_struct(None, L), vocab.encode_aa(None, L))] * 3)
-    cfg = SamplerConfig(max_iter=8, strategy="annealing@2.0:1.0", unmasking="stochastic1.0")
+    cfg = SamplerConfig.from_dict(dict(max_iter=8, strategy="annealing@2.0:1.0", unmasking="stochastic1.0"))
     model, banned = runtime.lm, runtime.banned_codes()
     guide = SSGuidance(banded_table().log_p(), parse_ss(TARGET), weight=0.0)
     a = iterative_unmask(model, ids, cfg, generator=torch.Generator().manual_seed(7), banned=banned)
@@ -176,10 +176,10 @@ def test_large_weight_follows_the_target(runtime):
     table = banded_table()
     fractions = {}
     for w in (0.0, 4.0):
-        cfg = SSCogenConfig(ss=(TARGET,), samples_per_ss=6, guidance_weight=w,
-                            sampling=SamplerConfig(max_iter=6, strategy="annealing@2.0:1.0",
-                                                   unmasking="stochastic1.0"))
-        samples = tasks.generate_ss_cogen(runtime, cfg, table, seed=0, batch_size=6)
+        cfg = SSCogenConfig.from_dict({"ss": [TARGET], "samples_per_ss": 6, "guidance_weight": w,
+                                       "sampling": {"max_iter": 6}})  # co-generation's sampler
+        samples = tasks.generate_ss_cogen(runtime, cfg, table, seed=0, batch_size=6,
+                                          decode_batch_size=6)
         assert len(samples) == 6 and all(len(s) == len(TARGET) for s in samples)
         fractions[w] = np.mean([agreement(TARGET, table.argmax_ss(s.struct_tokens)) for s in samples])
         assert np.mean([s.extra["token_ss_agreement"] for s in samples]) == pytest.approx(fractions[w])
@@ -191,12 +191,12 @@ def test_large_weight_follows_the_target(runtime):
 def test_invalid_ss_string_names_the_character(models, tmp_path, caplog):
     with pytest.raises(ValueError, match=r"'X' at position 3"):
         parse_ss("HHXE")
-    with pytest.raises(ConfigError, match=r"ss_cogen.ss\[1\].*'h'"):
+    with pytest.raises(ConfigError, match=r"generate.ss_cogen.ss.1: 'hhee' does not match"):
         GenerateConfig.from_dict({"ss_cogen": {"ss": ["HHEE", "hhee"]}})
     lm, tok = models
     code = dplm2_main(["generate", "ss-cogen", "--lm", str(lm), "--tokenizer", str(tok), "--out",
                        str(tmp_path), "--ss-table", str(tmp_path / "none.parquet"), "--ss", "HHHQ"])
-    assert code == 2 and "'Q' at position 4" in caplog.text
+    assert code == 2 and "generate.ss_cogen.ss.0: 'HHHQ' does not match" in caplog.text
 
 
 def test_cli_writes_samples_with_ss_agreement(models, runtime, tmp_path):

@@ -58,9 +58,9 @@ def fresh_tokenizer_codes(chains, length: int | None = None, seed: int = 0) -> l
 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        cfg = ModelConfig(encoder_dim=64, encoder_neighbors=16, encoder_layers=1, encoder_heads=4,
-                          post_dim=64, post_layers=1, post_heads=4, trunk_blocks=0, pair_dim=16,
-                          seq_head_width=16, pair_head_width=16, sm_blocks=1, ipa_heads=4)
+        cfg = ModelConfig.from_dict(dict(encoder_dim=64, encoder_neighbors=16, encoder_layers=1, encoder_heads=4,
+                                         post_dim=64, post_layers=1, post_heads=4, trunk_blocks=0, pair_dim=16,
+                                         seq_head_width=16, pair_head_width=16, sm_blocks=1, ipa_heads=4))
         model = StructureTokenizer(cfg)
     records = [ChainRecord(c, "pdb", "train") for c in chains]
     windows = [(0, min(length or len(c), len(c))) for c in chains]
@@ -110,8 +110,8 @@ def tiny_model(hidden: int = 32, layers: int = 2, heads: int = 2, seed: int = 0)
     from dplm2.lm.model import DPLM2LM, ModelConfig
 
     torch.manual_seed(seed)
-    cfg = ModelConfig(hidden_size=hidden, num_layers=layers, num_heads=heads,
-                      intermediate_size=2 * hidden)
+    cfg = ModelConfig.from_dict(dict(hidden_size=hidden, num_layers=layers, num_heads=heads,
+                                     intermediate_size=2 * hidden))
     return DPLM2LM(EsmForMaskedLM(cfg.esm_config()))
 
 

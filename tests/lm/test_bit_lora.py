@@ -36,7 +36,7 @@ def _logits(model, ids):
 def test_lora_trains_the_bit_modules_and_merges(tmp_path):
     torch.manual_seed(0)
     model = bit.tiny_bit_model(hidden=32, layers=2, heads=2, seed=0)
-    apply_lora(model, LoraConfig(enabled=True, rank=2, dropout=0.0))
+    apply_lora(model, LoraConfig.from_dict(dict(enabled=True, rank=2, dropout=0.0)))
     trainable = {n for n, p in model.net.named_parameters() if p.requires_grad}
     for name in BIT_MODULES_TO_SAVE:
         assert any(n.startswith(f"{name}.modules_to_save.") for n in trainable), name

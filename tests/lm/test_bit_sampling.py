@@ -73,7 +73,7 @@ def released_bit(tmp_path_factory):
 def test_bit_argmax_decoding_equals_the_restated_reference(released_bit, task, unmasking):
     model, state = released_bit
     ids = task_inputs(task)
-    cfg = SamplerConfig(max_iter=8, strategy="argmax", unmasking=unmasking)
+    cfg = SamplerConfig.from_dict(dict(max_iter=8, strategy="argmax", unmasking=unmasking))
     ours, _ = iterative_unmask(model, ids, cfg, generator=torch.Generator().manual_seed(5))
     with torch.no_grad():
         ref = restated_bit_decoding(state, ids, 8, noise=cfg.noise_scale(),
@@ -89,7 +89,7 @@ def test_bit_argmax_decoding_equals_the_restated_reference(released_bit, task, u
 def test_bit_sampling_is_reproducible_and_valid(released_bit):
     model, _ = released_bit
     ids = task_inputs("cogen")
-    cfg = SamplerConfig(max_iter=6, strategy="annealing@1.1:0.1", unmasking="stochastic1.0")
+    cfg = SamplerConfig.from_dict(dict(max_iter=6, strategy="annealing@1.1:0.1", unmasking="stochastic1.0"))
     a, sa = iterative_unmask(model, ids, cfg, generator=torch.Generator().manual_seed(1))
     b, _ = iterative_unmask(model, ids, cfg, generator=torch.Generator().manual_seed(1))
     assert torch.equal(a, b) and torch.isfinite(sa[(ids == V.MASK) | (ids == V.STRUCT_MASK)]).all()
@@ -120,7 +120,7 @@ def test_bit_choices():
 def test_bit_model_needs_both_halves_and_all_codes(released_bit):
     model, _ = released_bit
     with pytest.raises(ValueError, match="two halves"):
-        iterative_unmask(model, task_inputs("sequence"), SamplerConfig(max_iter=2))
+        iterative_unmask(model, task_inputs("sequence"), SamplerConfig.from_dict(dict(max_iter=2)))
     ban = V.banned_codes(4096)
     with pytest.raises(ValueError, match="8192"):
-        iterative_unmask(model, task_inputs("cogen"), SamplerConfig(max_iter=2), banned=ban)
+        iterative_unmask(model, task_inputs("cogen"), SamplerConfig.from_dict(dict(max_iter=2)), banned=ban)

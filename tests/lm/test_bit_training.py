@@ -26,7 +26,7 @@ def proteins(codes=None, n=3, length=12, seed=0):
 
 
 def batch(ps, seed=0, **mix):
-    diff = DiffusionConfig(task_mix=TaskMix(**mix) if mix else TaskMix())
+    diff = DiffusionConfig.from_dict(dict(task_mix=TaskMix.from_dict(dict(**mix)) if mix else TaskMix.from_dict()))
     return make_batch(ps, diff, torch.Generator().manual_seed(seed))
 
 
@@ -103,7 +103,7 @@ def test_self_mixup_builds_the_mixed_input_and_loss_mask():
 def test_self_mixup_loss_trains_both_objectives():
     b = batch(proteins(n=4), seed=4)
     for model in (tiny_model(seed=0), bit.tiny_bit_model(seed=0)):
-        fn = loss_fn(DiffusionConfig(), self_mixup=True)
+        fn = loss_fn(DiffusionConfig.from_dict(), self_mixup=True)
         loss, m = fn(model, b)
         loss.backward()
         grads = [p.grad for p in model.parameters() if p.grad is not None]
@@ -126,7 +126,7 @@ def test_bit_warm_start_from_esm_scratch_and_bit_checkpoint(tmp_path):
     from .test_warm_start import _source
 
     src = _source(tmp_path, tied=True)
-    out = warm_start(InitConfig(source=str(tmp_path / "src"), seed=3), tmp_path / "init",
+    out = warm_start(InitConfig.from_dict(dict(source=str(tmp_path / "src"), seed=3)), tmp_path / "init",
                      objective="bit")
     model = load_lm(out)
     assert isinstance(model, bit.DPLM2BitLM)
@@ -137,9 +137,9 @@ def test_bit_warm_start_from_esm_scratch_and_bit_checkpoint(tmp_path):
               "lm_head.bias", "esm.embeddings.word_embeddings.weight"):
         assert torch.equal(s[k], o[k]), k
     assert torch.equal(o["lm_head.decoder.weight"], s["esm.embeddings.word_embeddings.weight"])
-    scratch = warm_start(InitConfig(), tmp_path / "scratch", objective="bit")
+    scratch = warm_start(InitConfig.from_dict(), tmp_path / "scratch", objective="bit")
     assert bit.is_bit_folder(scratch)
-    again = warm_start(InitConfig(source=str(scratch)), tmp_path / "again", objective="bit")
+    again = warm_start(InitConfig.from_dict(dict(source=str(scratch))), tmp_path / "again", objective="bit")
     a, b = load_lm(scratch).state_dict(), load_lm(again).state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
 

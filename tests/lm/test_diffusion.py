@@ -11,7 +11,6 @@ from dplm2.lm.data import DataConfig, Protein, crop, make_batch, plan_batches
 from dplm2.lm.diffusion import (
     TASKS,
     DiffusionConfig,
-    TaskMix,
     draw_tasks,
     loss_weight,
     maskable,
@@ -21,6 +20,11 @@ from dplm2.lm.model import attention_allowed
 from dplm2.lm.train import diffusion_loss
 
 from .helpers import tiny_model
+
+
+def _only(task: str) -> DiffusionConfig:
+    """Every row of a batch gets ``task``."""
+    return DiffusionConfig.from_dict({"task_mix": {t: float(t == task) for t in TASKS}})
 
 
 def _clean(batch=64, length=100, seed=0):
@@ -60,7 +64,7 @@ def test_q_sample_fraction_per_modality_and_specials():
 
 @pytest.mark.parametrize("split", ["batch", "sample"])
 def test_task_routing(split):
-    noise = draw_tasks(4000, DiffusionConfig(task_split=split), torch.Generator().manual_seed(1))
+    noise = draw_tasks(4000, DiffusionConfig.from_dict(dict(task_split=split)), torch.Generator().manual_seed(1))
     name = {n: i for i, n in enumerate(TASKS)}
     fold = noise.task == name["folding"]
     inv = noise.task == name["inverse_folding"]
@@ -73,20 +77,20 @@ def test_task_routing(split):
     assert not (noise.task == name["independent"]).any()  # ratio 0
     for m in (fold, inv, joint, single):
         assert abs(m.float().mean().item() - 0.25) < 0.03
-    only_fold = DiffusionConfig(task_mix=TaskMix(0, 1, 0, 0, 0))
+    only_fold = _only("folding")
     assert (draw_tasks(50, only_fold).t_aa == 0).all()
 
 
 def test_folding_batch_keeps_amino_acids_visible_and_attention_bias():
     ps = [Protein(str(i), "MKVLAAGIVG"[: 6 + i], np.arange(6 + i)) for i in range(3)]
-    fold = DiffusionConfig(task_mix=TaskMix(0, 1, 0, 0, 0))
+    fold = _only("folding")
     b = make_batch(ps, fold, torch.Generator().manual_seed(0))
     width = b["input_ids"].shape[1] // 2
     assert not b["masked"][:, width:].any()  # folding: every amino acid visible
     assert torch.equal(b["input_ids"][:, width:], b["targets"][:, width:])
     allowed = attention_allowed(b["input_ids"], b["single_modality"])
     assert allowed[:, :width, width:].any()  # folding: structure attends to amino acids
-    single = DiffusionConfig(task_mix=TaskMix(1, 0, 0, 0, 0))
+    single = _only("single_modality")
     b = make_batch(ps, single, torch.Generator().manual_seed(0))
     allowed = attention_allowed(b["input_ids"], b["single_modality"])
     assert not allowed[:, :width, width:].any() and not allowed[:, width:, :width].any()
@@ -98,7 +102,7 @@ def test_folding_batch_keeps_amino_acids_visible_and_attention_bias():
 def test_single_modality_outputs_ignore_other_half():
     model = tiny_model().eval()
     ps = [Protein("a", "MKVLAAGIVG", np.arange(10))]
-    b = make_batch(ps, DiffusionConfig(task_mix=TaskMix(1, 0, 0, 0, 0)), torch.Generator())
+    b = make_batch(ps, _only("single_modality"), torch.Generator())
     ids = b["targets"].clone()
     width = ids.shape[1] // 2
     other = ids.clone()
@@ -118,7 +122,7 @@ def test_loss_only_at_masked_positions_and_modality_part():
     torch.manual_seed(0)
     model = tiny_model().eval()
     ps = [Protein(str(i), "MKVLAAGIVGLL"[: 8 + i], np.arange(8 + i) * 97) for i in range(3)]
-    b = make_batch(ps, DiffusionConfig(), torch.Generator().manual_seed(2))
+    b = make_batch(ps, DiffusionConfig.from_dict(), torch.Generator().manual_seed(2))
     with torch.no_grad():
         loss, m = diffusion_loss(model, b)
         sliced, _ = diffusion_loss(model, b, softmax="modality")
@@ -146,12 +150,12 @@ def test_loss_only_at_masked_positions_and_modality_part():
 
 def test_weighting():
     t = torch.tensor([1, 250, 500])
-    assert torch.allclose(loss_weight(t, DiffusionConfig()), torch.tensor([1.0, 251 / 500, 1 / 500]))
-    assert torch.equal(loss_weight(t, DiffusionConfig(weighting="constant")), torch.ones(3))
+    assert torch.allclose(loss_weight(t, DiffusionConfig.from_dict()), torch.tensor([1.0, 251 / 500, 1 / 500]))
+    assert torch.equal(loss_weight(t, DiffusionConfig.from_dict(dict(weighting="constant"))), torch.ones(3))
 
 
 def test_crop_and_token_budget():
-    cfg = DataConfig(max_length=100, random_crop_fraction=1.0, min_crop_length=60, max_tokens=400)
+    cfg = DataConfig.from_dict(dict(max_length=100, random_crop_fraction=1.0, min_crop_length=60, max_tokens=400))
     rng = np.random.default_rng(0)
     p = Protein("x", "A" * 300, np.arange(300))
     for _ in range(20):

@@ -106,7 +106,7 @@ TASKS = ("cogen", "folding", "inverse_folding", "scaffold", "sequence", "backbon
 def test_argmax_decoding_equals_the_restated_reference(released, task, unmasking):
     model, state, names = released
     ids = task_inputs(task)
-    cfg = SamplerConfig(max_iter=10, strategy="argmax", unmasking=unmasking, banned="reference")
+    cfg = SamplerConfig.from_dict(dict(max_iter=10, strategy="argmax", unmasking=unmasking, banned="reference"))
     ours, _ = iterative_unmask(model, ids, cfg, generator=torch.Generator().manual_seed(3))
     with torch.no_grad():
         ref = restated_decoding(lambda x: reference_logits(state, names, x), ids, names, 10,
@@ -149,7 +149,7 @@ def peaked(token_of, conf_of):
 def test_quota_is_per_modality_and_exact():
     ids = task_inputs("cogen")[:1]  # one protein of 16: 16 structure + 16 amino-acid positions
     masked_per_step = []
-    cfg = SamplerConfig(max_iter=7)
+    cfg = SamplerConfig.from_dict(dict(max_iter=7))
     rng = torch.Generator().manual_seed(0)
     model = Scripted(lambda cur: torch.randn(len(cur), V.VOCAB_SIZE, generator=rng))
     iterative_unmask(model, ids, cfg, callback=lambda s, x: masked_per_step.append(
@@ -171,7 +171,7 @@ def test_decoded_positions_are_rescored_and_can_be_remasked():
         return torch.where((cur != V.MASK)[:, None], torch.zeros_like(logits), logits)
 
     hist = []
-    iterative_unmask(Scripted(fn), ids, SamplerConfig(max_iter=4),
+    iterative_unmask(Scripted(fn), ids, SamplerConfig.from_dict(dict(max_iter=4)),
                      callback=lambda s, x: hist.append(x[0, 1:17].clone()))
     first, second = hist[0] != V.MASK, hist[1] != V.MASK
     assert first.sum() == 4 and second.sum() == 8
@@ -179,9 +179,9 @@ def test_decoded_positions_are_rescored_and_can_be_remasked():
 
 
 def test_annealing_schedule_is_the_reference():
-    temps = SamplerConfig(max_iter=4, strategy="annealing@2.2:1.0").temperatures()
+    temps = SamplerConfig.from_dict(dict(max_iter=4, strategy="annealing@2.2:1.0")).temperatures()
     assert temps == pytest.approx([2.2, 1.9, 1.6, 1.3])  # 1.0 + 1.2 (1 - i/4), i = 0..3
-    assert SamplerConfig(strategy="argmax").temperatures() is None
+    assert SamplerConfig.from_dict(dict(strategy="argmax")).temperatures() is None
 
 
 def test_top_p_is_applied_before_the_temperature():
@@ -195,8 +195,8 @@ def test_top_p_is_applied_before_the_temperature():
         return logits
 
     ids = torch.tensor([[V.CLS] + [V.MASK] * 400 + [V.EOS]])
-    out, _ = iterative_unmask(Scripted(fn), ids, SamplerConfig(max_iter=1, strategy="sample",
-                                                                temperature=5.0, top_p=0.8),
+    out, _ = iterative_unmask(Scripted(fn), ids, SamplerConfig.from_dict(dict(max_iter=1, strategy="sample",
+                                                                temperature=5.0, top_p=0.8)),
                               generator=torch.Generator().manual_seed(0))
     drawn = set(out[0, 1:-1].tolist())
     assert drawn == set(letters[:2])  # after T = 5 the third (p ~ 0.26) would appear
@@ -217,7 +217,7 @@ def test_banned_ids(banned, allowed):
     fn = peaked(lambda cur: torch.where(torch.arange(len(cur)) % 2 == 0, dot, null),
                 lambda cur: torch.full((len(cur),), 10.0))
     ids = torch.tensor([[V.CLS] + [V.MASK] * 6 + [V.EOS]])
-    out, _ = iterative_unmask(Scripted(fn), ids, SamplerConfig(max_iter=3, banned=banned))
+    out, _ = iterative_unmask(Scripted(fn), ids, SamplerConfig.from_dict(dict(max_iter=3, banned=banned)))
     emitted = set(out[0, 1:-1].tolist())
     assert (emitted == {dot, null}) is allowed
     assert not emitted & set(V.REFERENCE_BANNED)

@@ -114,7 +114,7 @@ def _proteins(n=7, seed=0):
 @pytest.mark.parametrize("n", [2, 4, 7, 9])
 def test_loss_equals_reference_on_fixed_draws(n, weighting):
     proteins = _proteins(n)
-    cfg = DiffusionConfig(weighting=weighting)
+    cfg = DiffusionConfig.from_dict(dict(weighting=weighting))
     batch = make_batch(proteins, cfg, torch.Generator().manual_seed(11))
     S, A = ref_halves(proteins)
     x_s, m_s, t_s, x_a, m_a, t_a, single = ref_construct_x_t(
@@ -143,7 +143,7 @@ def test_full_vocabulary_and_mean_not_modality_slice_or_sum():
     """What changed: the softmax runs over all ids (mass on the other modality costs), and the
     total is the mean of the halves. ``softmax: modality`` is the documented alternative."""
     proteins = _proteins(4, seed=3)
-    batch = make_batch(proteins, DiffusionConfig(), torch.Generator().manual_seed(2))
+    batch = make_batch(proteins, DiffusionConfig.from_dict(), torch.Generator().manual_seed(2))
     n, width = batch["targets"].shape[0], batch["targets"].shape[1] // 2
     logits = torch.randn(n, 2 * width, V, generator=torch.Generator().manual_seed(1))
     full, m = diffusion_loss(FixedLogits(logits), batch)
@@ -167,7 +167,7 @@ def test_full_vocabulary_and_mean_not_modality_slice_or_sum():
         ref += float((w[:, None].expand_as(sel)[sel] * ce).sum() / max(int(sel.sum()), 1)) / 2
     assert float(sliced) == pytest.approx(ref, rel=1e-5)
     with pytest.raises(Exception, match="softmax"):
-        DiffusionConfig(softmax="half")
+        DiffusionConfig.from_dict(dict(softmax="half"))
 
 
 def test_unknown_targets_are_noised_and_trained():
@@ -195,16 +195,16 @@ def test_unknown_targets_are_noised_and_trained():
 )
 def test_task_split_sizes_are_deterministic(batch, sizes):
     order = ("single_modality", "folding", "inverse_folding", "independent", "joint")
-    mix = TaskMix()
+    mix = TaskMix.from_dict()
     assert tuple(task_split_sizes(batch, mix)[k] for k in order) == sizes
     for seed in range(3):
-        noise = draw_tasks(batch, DiffusionConfig(), torch.Generator().manual_seed(seed))
+        noise = draw_tasks(batch, DiffusionConfig.from_dict(), torch.Generator().manual_seed(seed))
         counts = tuple(int((noise.task == TASKS.index(k)).sum()) for k in order)
         assert counts == sizes
         joint = noise.task == TASKS.index("joint")
         assert torch.equal(noise.t_aa[joint], noise.t_struct[joint])
     # the i.i.d. per-row draw stays available
-    iid = draw_tasks(4000, DiffusionConfig(task_split="sample"), torch.Generator().manual_seed(0))
+    iid = draw_tasks(4000, DiffusionConfig.from_dict(dict(task_split="sample")), torch.Generator().manual_seed(0))
     assert abs(float((iid.task == TASKS.index("joint")).float().mean()) - 0.25) < 0.03
 
 
@@ -248,12 +248,12 @@ def test_warm_started_model_trains_with_two_token_dropout_passes(tmp_path, token
     from dplm2.lm.warm_start import InitConfig, warm_start
 
     src = _esm_source(tmp_path, token_dropout)
-    out = warm_start(InitConfig(source=str(src)), tmp_path / "init")
+    out = warm_start(InitConfig.from_dict(dict(source=str(src))), tmp_path / "init")
     model = DPLM2LM.from_pretrained(out).train()
     assert getattr(model.config, TOKEN_DROPOUT_PASSES) == passes
     assert json.loads((out / "init.json").read_text())["token_dropout_passes"] == passes
     proteins = _proteins(4, seed=1)
-    batch = make_batch(proteins, DiffusionConfig(task_mix=TaskMix(0, 0, 0.5, 0.5, 0)),
+    batch = make_batch(proteins, DiffusionConfig.from_dict(dict(task_mix=dict(single_modality=0, folding=0, inverse_folding=0.5, joint=0.5, independent=0))),
                        torch.Generator().manual_seed(0))
     assert (batch["input_ids"] == MASK_AA).any()  # the rescaling has something to do
     sel = batch["masked"]
@@ -283,12 +283,12 @@ def test_from_scratch_defaults_to_the_reference_passes_and_key_overrides(tmp_pat
     out = warm_start(none, tmp_path / "zero")
     assert getattr(DPLM2LM.from_pretrained(out).config, TOKEN_DROPOUT_PASSES) == 0
     # a model of this project's layout keeps what it records; a number overrides it
-    assert getattr(build_network(InitConfig(source=str(out))).config, TOKEN_DROPOUT_PASSES) == 0
-    forced = build_network(InitConfig(source=str(out), token_dropout_passes=2))
+    assert getattr(build_network(InitConfig.from_dict(dict(source=str(out)))).config, TOKEN_DROPOUT_PASSES) == 0
+    forced = build_network(InitConfig.from_dict(dict(source=str(out), token_dropout_passes=2)))
     assert getattr(forced.config, TOKEN_DROPOUT_PASSES) == 2
     # an ESM2 source with token_dropout on gets 2 unless told otherwise
     src = _esm_source(tmp_path, True)
-    assert getattr(build_network(InitConfig(source=str(src), token_dropout_passes=0)).config,
+    assert getattr(build_network(InitConfig.from_dict(dict(source=str(src), token_dropout_passes=0))).config,
                    TOKEN_DROPOUT_PASSES) == 0
     with pytest.raises(Exception, match="token_dropout_passes"):
         InitConfig.from_dict({"token_dropout_passes": -1})

@@ -19,12 +19,12 @@ from .helpers import tiny_model
 
 
 def test_cosine_schedule_and_strategies():
-    cfg = SamplerConfig(max_iter=4, schedule="cosine")
+    cfg = SamplerConfig.from_dict(dict(max_iter=4, schedule="cosine"))
     assert cfg.still_masked(2) == pytest.approx(math.cos(math.pi / 4))
     assert cfg.still_masked(4) == pytest.approx(0.0, abs=1e-12)
-    ann = SamplerConfig(max_iter=5, strategy="annealing@2.0:1.0").temperatures()
+    ann = SamplerConfig.from_dict(dict(max_iter=5, strategy="annealing@2.0:1.0")).temperatures()
     assert ann == pytest.approx([2.0, 1.8, 1.6, 1.4, 1.2])  # the reference never reaches T_min
-    assert SamplerConfig(unmasking="stochastic0.5").noise_scale() == 0.5
+    assert SamplerConfig.from_dict(dict(unmasking="stochastic0.5")).noise_scale() == 0.5
     for bad in ({"strategy": "nucleus"}, {"unmasking": "random"}, {"top_p": 0.0},
                 {"schedule": "sqrt"}, {"banned": "none"}, {"rows_per_chunk": 0}, {"bogus": 1}):
         with pytest.raises(ConfigError):
@@ -42,9 +42,9 @@ def test_top_p_filter():
 @pytest.mark.parametrize(
     "cfg",
     [
-        SamplerConfig(max_iter=6, strategy="sample", temperature=1.5, unmasking="stochastic1.0"),
-        SamplerConfig(max_iter=6, strategy="annealing@2.0:1.0", top_p=0.9),
-        SamplerConfig(max_iter=6, schedule="cosine"),
+        SamplerConfig.from_dict(dict(max_iter=6, strategy="sample", temperature=1.5, unmasking="stochastic1.0")),
+        SamplerConfig.from_dict(dict(max_iter=6, strategy="annealing@2.0:1.0", top_p=0.9)),
+        SamplerConfig.from_dict(dict(max_iter=6, schedule="cosine")),
     ],
 )
 def test_real_model_no_specials_and_reproducible(cfg):
@@ -67,7 +67,7 @@ def test_chunking_changes_nothing():
     model = tiny_model(seed=2).eval()
     v = V.DPLM2Vocab()
     x, _ = v.collate([(v.encode_struct(None, 9), v.encode_aa(None, 9))] * 2)
-    for cfg in (SamplerConfig(max_iter=4), SamplerConfig(max_iter=4, strategy="sample")):
+    for cfg in (SamplerConfig.from_dict(dict(max_iter=4)), SamplerConfig.from_dict(dict(max_iter=4, strategy="sample"))):
         a = iterative_unmask(model, x, cfg, generator=torch.Generator().manual_seed(1))
         small = dataclasses.replace(cfg, rows_per_chunk=5)
         b = iterative_unmask(model, x, small, generator=torch.Generator().manual_seed(1))

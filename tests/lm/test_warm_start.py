@@ -32,7 +32,7 @@ def _source(tmp_path, tied: bool = True):
 @pytest.mark.parametrize("tied", [True, False])
 def test_amino_acid_logits_equal_source(tmp_path, tied):
     src = _source(tmp_path, tied)
-    out = warm_start(InitConfig(source=str(tmp_path / "src"), seed=3), tmp_path / "init")
+    out = warm_start(InitConfig.from_dict(dict(source=str(tmp_path / "src"), seed=3)), tmp_path / "init")
     model = DPLM2LM.from_pretrained(out).eval()
     assert model.config.vocab_size == VOCAB_SIZE and not model.config.token_dropout
     v = DPLM2Vocab()
@@ -63,22 +63,22 @@ def test_amino_acid_logits_equal_source(tmp_path, tied):
 def test_dplm2_source_loads_as_is_and_bad_vocab_fails(tmp_path):
     from dplm2.lm.warm_start import build_network
 
-    first = warm_start(InitConfig(seed=0), tmp_path / "a")  # from scratch, logged
-    net = build_network(InitConfig(source=str(first)))
+    first = warm_start(InitConfig.from_dict(dict(seed=0)), tmp_path / "a")  # from scratch, logged
+    net = build_network(InitConfig.from_dict(dict(source=str(first))))
     ref = DPLM2LM.from_pretrained(first).net
     assert torch.equal(net.lm_head.decoder.weight, ref.lm_head.decoder.weight)
     bad = EsmForMaskedLM(EsmConfig(vocab_size=40, hidden_size=16, num_hidden_layers=1,
                                    num_attention_heads=2, intermediate_size=32))
     bad.save_pretrained(tmp_path / "bad")
     with pytest.raises(ValueError, match="vocab_size 40"):
-        build_network(InitConfig(source=str(tmp_path / "bad")))
+        build_network(InitConfig.from_dict(dict(source=str(tmp_path / "bad"))))
     with pytest.raises(FileNotFoundError, match="does not exist"):
-        build_network(InitConfig(source=str(tmp_path / "missing")))
+        build_network(InitConfig.from_dict(dict(source=str(tmp_path / "missing"))))
 
 
 def test_from_scratch_is_logged(tmp_path, caplog):
     with caplog.at_level("WARNING"):
-        warm_start(InitConfig(), tmp_path / "init")
+        warm_start(InitConfig.from_dict(), tmp_path / "init")
     assert "FROM SCRATCH" in caplog.text
 
 
@@ -111,7 +111,7 @@ def test_from_scratch_tied_embeddings_round_trip(tmp_path, tie):
     with torch.no_grad():
         torch.testing.assert_close(again.vocab_log_probs(again.hidden_states(ids)),
                                    model.vocab_log_probs(model.hidden_states(ids)))
-    apply_lora(model, LoraConfig(enabled=True, rank=2))
+    apply_lora(model, LoraConfig.from_dict(dict(enabled=True, rank=2)))
     assert not embeddings_tied(model.net) and not model.config.tie_word_embeddings
     merged = merged_copy(model)
     merged.save_pretrained(tmp_path / "merged")

@@ -27,7 +27,7 @@ def rec(id="1abc_A", source="pdb", seq="A" * 100, **kw) -> ChainRecord:
     return ChainRecord(**base)
 
 
-CFG = FilterConfig()
+CFG = FilterConfig.from_dict()
 
 
 @pytest.mark.parametrize("flt, good, bad, words", [
@@ -126,7 +126,7 @@ def test_dedup_picks_best_and_records_it():
 
 
 def test_date_split():
-    cfg = SplitConfig(valid_start="2018-01-01", test_start="2020-01-01")
+    cfg = SplitConfig.from_dict(dict(valid_start="2018-01-01", test_start="2020-01-01"))
     rs = [rec("a_A", release_date=date(2017, 12, 31)), rec("b_A", release_date=date(2018, 1, 1)),
           rec("c_A", release_date=date(2020, 1, 1)), rec("d_A", release_date=None),
           rec("AF-X-F1", source="afdb", release_date=date(2022, 1, 1), mean_plddt=90.0,
@@ -145,7 +145,7 @@ def test_identity_split_keeps_clusters_together_and_is_seeded():
             mut = list(s)
             mut[k * 7] = "W"
             rs.append(rec(f"{f:02d}{k}_A", seq="".join(mut)))
-    cfg = SplitConfig(method="identity", min_identity=0.9, valid_fraction=0.3, test_fraction=0.3)
+    cfg = SplitConfig.from_dict(dict(method="identity", min_identity=0.9, valid_fraction=0.3, test_fraction=0.3))
     a = assign_splits(rs, cfg)
     for f in range(12):
         assert len({a[f"{f:02d}{k}_A"] for k in range(3)}) == 1  # a family never straddles

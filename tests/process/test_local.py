@@ -36,7 +36,7 @@ def lab(tmp_path) -> Path:
 
 
 def test_manifest_ids_and_ignored_files(lab):
-    rows = manifest_rows(LocalSource("lab", (str(lab),)))
+    rows = manifest_rows(LocalSource("lab", (str(lab),), plddt=False))
     ok = {r["id"]: Path(r["path"]).relative_to(lab).as_posix() for r in rows if r["status"] == "ok"}
     assert ok == {"lab-echinomycin-dna": "echinomycin-dna.cif.gz", "lab-empty": "empty.cif",
                   "lab-gfp_3.cif.gz": "gfp #3.cif.gz", "lab-old-gfp_3.cif.gz": "old/gfp #3.cif.gz",
@@ -44,7 +44,7 @@ def test_manifest_ids_and_ignored_files(lab):
     ignored = [r for r in rows if r["status"] == "ignored"]
     assert [Path(r["path"]).name for r in ignored] == ["README.txt"]
     assert "not a structure file name" in ignored[0]["error"]
-    with pytest.raises(ValueError, match="label 'PDB'"):
+    with pytest.raises(ValueError, match="local: 'PDB' does not match"):
         parse_sources({"PDB": {"paths": ["x"]}})
     with pytest.raises(ValueError, match="not pdb or afdb"):
         parse_sources({"afdb": {"paths": ["x"]}})

@@ -46,7 +46,7 @@ def afdb_files(tmp_path_factory) -> dict[str, Path]:
     [("test_then_trim", UNTRIMMED_PASS), ("trim_then_test", UNTRIMMED_PASS | TRIMMED_ONLY_PASS)],
 )
 def test_plddt_order_per_file(afdb_files, order, expected):
-    cfg = ProcessConfig(filters=FilterConfig(plddt_order=order))
+    cfg = ProcessConfig.from_dict(dict(filters=FilterConfig.from_dict(dict(plddt_order=order))))
     passed = set()
     for acc, path in afdb_files.items():
         ((rec, chain),) = list(process_file(path, "afdb", None, cfg))

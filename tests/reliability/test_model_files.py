@@ -40,7 +40,7 @@ def tokenizer_folder(tmp_path) -> Path:
     from dplm2.tokenizer.model import StructureTokenizer
 
     torch.manual_seed(0)
-    return save_tokenizer(StructureTokenizer(ModelConfig(**TINY_MODEL), LossConfig()),
+    return save_tokenizer(StructureTokenizer(ModelConfig.from_dict(dict(**TINY_MODEL)), LossConfig.from_dict()),
                           tmp_path / "tok")
 
 

@@ -15,7 +15,7 @@ from dplm2.download.sources import pdb_candidates, pdb_relpath
 
 from tests.download.conftest import MIRROR, server  # noqa: F401  (the loopback fault server fixture)
 
-HTTP = HttpConfig(connect_timeout=2, read_timeout=0.4, retries=2, backoff=0.01, backoff_max=5)
+HTTP = HttpConfig.from_dict(dict(connect_timeout=2, read_timeout=0.4, retries=2, backoff=0.01, backoff_max=5))
 
 
 def _cands(server, raw: Path, formats=("mmcif", "pdb")):
@@ -125,7 +125,7 @@ def test_unreachable_server_stops_early_with_one_message(tmp_path):
     base = f"http://127.0.0.1:{port}"
     cfg = DownloadConfig.from_dict({"pdb": {"base_url": base}})
     waits: list[float] = []
-    fetcher = Fetcher(HttpConfig(retries=3, backoff=0.5, unreachable_after=4), sleep=waits.append)
+    fetcher = Fetcher(HttpConfig.from_dict(dict(retries=3, backoff=0.5, unreachable_after=4)), sleep=waits.append)
     ids = [f"{i}abc" for i in range(1, 10)] + [f"{i}xyz" for i in range(1, 10)] * 2 + ["1aki"] * 4
     t0 = time.time()
     with pytest.raises(ServerUnreachable, match=f"127.0.0.1:{port}: server unreachable "

@@ -70,7 +70,7 @@ def test_encoder_gradients_do_not_depend_on_thread_scheduling(records):
     torch.set_num_threads(2)
     try:
         torch.manual_seed(0)
-        enc = LocalFrameEncoder(ModelConfig(encoder_dim=64, encoder_neighbors=16))
+        enc = LocalFrameEncoder(ModelConfig.from_dict(dict(encoder_dim=64, encoder_neighbors=16)))
         b = collate(records[:4], [(0, min(128, len(r.chain.sequence))) for r in records[:4]])
         grads = []
         for _ in range(3):

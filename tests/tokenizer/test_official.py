@@ -582,8 +582,8 @@ def test_reference_options_train_and_round_trip(tmp_path, records):
     from .conftest import TINY_MODEL
 
     torch.manual_seed(0)
-    cfg = ModelConfig(**{**TINY_MODEL, "post_transformer": "rotary", "trunk_input_mlp": True,
-                         "heads": "esmfold", "bit_standardize": False})
+    cfg = ModelConfig.from_dict(dict(**{**TINY_MODEL, "post_transformer": "rotary", "trunk_input_mlp": True,
+                         "heads": "esmfold", "bit_standardize": False}))
     model = StructureTokenizer(cfg)
     batch = collate(records[:2], [(0, 24), (0, 20)])
     out = model(batch)

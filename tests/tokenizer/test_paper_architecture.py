@@ -1,8 +1,8 @@
 """The paper config trains the released tokenizer's architecture, at the released sizes.
 
 ``config/paper.yaml``'s ``tokenizer`` section (and the 150M / 3B overlays merged over it) is read
-as the workflow reads it -- schema defaults filled in (``apply_schema_defaults`` in
-``workflow/rules/common.smk``), the section as JSON, :meth:`TokenizerConfig.from_dict` -- and
+as the workflow reads it -- schema defaults filled in (:func:`dplm2.config.apply_schema_defaults`, as
+``workflow/rules/common.smk`` does), the section as JSON, :meth:`TokenizerConfig.from_dict` -- and
 compared with the released ``airkingbd/struct_tokenizer``:
 
 * the released layout at the released sizes: every tensor name and shape of the reference's
@@ -22,7 +22,6 @@ compared with the released ``airkingbd/struct_tokenizer``:
 from __future__ import annotations
 
 import argparse
-import copy
 import dataclasses
 import json
 from pathlib import Path
@@ -31,6 +30,7 @@ import pytest
 import torch
 import yaml
 
+from dplm2.config import apply_schema_defaults
 from dplm2.tokenizer import gvp, official
 from dplm2.tokenizer.config import ModelConfig, TokenizerConfig
 from dplm2.tokenizer.model import StructureTokenizer
@@ -40,7 +40,6 @@ from .test_official import HAVE_FAIR_ESM, official_shapes
 REPO = Path(__file__).resolve().parents[2]
 PAPER = REPO / "config" / "paper.yaml"
 OVERLAYS = sorted((REPO / "config").glob("paper-*.yaml"))
-SCHEMAS = REPO / "workflow" / "schemas"
 
 #: The released tokenizer's ``config.yaml`` (the ``model`` section of the reference's
 #: structok_lfq_8k_pdb_swissprot_c512 experiment).
@@ -70,22 +69,6 @@ ESM_IF1_ARGS = dict(
     gvp_dropout=0.1)
 
 
-def _schema_defaults(node: dict, schema: dict, base: Path) -> None:
-    """Fill ``schema``'s defaults into ``node`` in place, as the workflow's
-    ``apply_schema_defaults`` does (following ``$ref``s; objects missing start empty)."""
-    if "$ref" in schema:
-        ref = base / schema["$ref"]
-        schema, base = yaml.safe_load(ref.read_text()), ref.parent
-    for key, sub in schema.get("properties", {}).items():
-        if key not in node:
-            if "default" in sub:
-                node[key] = copy.deepcopy(sub["default"])
-            elif sub.get("type") == "object" or "$ref" in sub:
-                node[key] = {}
-        if isinstance(node.get(key), dict):
-            _schema_defaults(node[key], sub, base)
-
-
 def _merge(base: dict, over: dict) -> dict:
     out = dict(base)
     for k, v in over.items():
@@ -99,7 +82,7 @@ def workflow_tokenizer_config(*configs: Path) -> TokenizerConfig:
     config: dict = {}
     for path in configs:
         config = _merge(config, yaml.safe_load(path.read_text()) or {})
-    _schema_defaults(config, yaml.safe_load((SCHEMAS / "config.schema.yaml").read_text()), SCHEMAS)
+    apply_schema_defaults(config)
     section = json.dumps(config["tokenizer"], sort_keys=True)  # the rule's `section("tokenizer")`
     return TokenizerConfig.from_dict(json.loads(section), "tokenizer")
 

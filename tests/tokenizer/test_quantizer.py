@@ -28,7 +28,7 @@ def test_big_endian():
 
 def test_quantizer_indices_match_lfq_and_signs():
     torch.manual_seed(0)
-    q = Quantizer(ModelConfig(encoder_dim=16), LossConfig()).train()
+    q = Quantizer(ModelConfig.from_dict(dict(encoder_dim=16)), LossConfig.from_dict()).train()
     h = torch.randn(2, 30, 16)
     mask = torch.ones(2, 30, dtype=torch.bool)
     mask[1, 20:] = False
@@ -48,7 +48,7 @@ def test_quantizer_indices_match_lfq_and_signs():
 
 def test_codebook_entropy_ignores_padding():
     torch.manual_seed(0)
-    q = Quantizer(ModelConfig(encoder_dim=16), LossConfig()).train()
+    q = Quantizer(ModelConfig.from_dict(dict(encoder_dim=16)), LossConfig.from_dict()).train()
     q2 = copy.deepcopy(q)
     h = torch.randn(1, 40, 16)
     mask = torch.zeros(1, 40, dtype=torch.bool)
@@ -81,7 +81,7 @@ def test_collapse_fix_keeps_codes_apart_at_init():
     torch.manual_seed(0)
     h = torch.randn(4, 64, 32) + 3.0  # shifted features: without the fix most bits are constant
     mask = torch.ones(4, 64, dtype=torch.bool)
-    with_fix = Quantizer(ModelConfig(encoder_dim=32, bit_standardize=True)).train()(h, mask)
+    with_fix = Quantizer(ModelConfig.from_dict(dict(encoder_dim=32, bit_standardize=True))).train()(h, mask)
     assert with_fix.indices.unique().numel() >= 64
 
 
@@ -90,7 +90,7 @@ def test_train_and_eval_mode_give_identical_bits():
     ~10% of eval-mode tokens equalled the train-mode tokens after a short training, so the
     decoder was validated (and the LM fed) on tokens it had never been trained on."""
     torch.manual_seed(0)
-    q = Quantizer(ModelConfig(encoder_dim=32))
+    q = Quantizer(ModelConfig.from_dict(dict(encoder_dim=32)))
     opt = torch.optim.SGD(q.parameters(), lr=0.5)
     mask = torch.ones(3, 40, dtype=torch.bool)
     mask[1, 30:] = False

@@ -128,7 +128,7 @@ def test_training_draws_recycles_so_recycling_weights_learn():
     from dplm2.tokenizer.decoder import StructureDecoder
 
     torch.manual_seed(0)
-    dec = StructureDecoder(ModelConfig(**{**TINY_MODEL, "recycles": 1})).train()
+    dec = StructureDecoder(ModelConfig.from_dict(dict(**{**TINY_MODEL, "recycles": 1}))).train()
     calls = []
     dec.trunk.structure_module.register_forward_hook(lambda *args: calls.append(1))
     codes = torch.randn(1, 12, 13).sign()
@@ -156,7 +156,7 @@ def test_random_crop_min_shortens_half_the_chains(records):
     from dplm2.tokenizer.data import TrainBatches
 
     recs = [r for r in records if len(r.chain) > 60][:2]
-    cfg = DataConfig(crop_length=512, batch_size=8, random_crop_min=30)
+    cfg = DataConfig.from_dict(dict(crop_length=512, batch_size=8, random_crop_min=30))
     lengths = []
     for step in range(10):
         b = TrainBatches(recs, cfg, seed=0)(step)

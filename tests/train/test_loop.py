@@ -123,7 +123,7 @@ def test_full_disk_names_the_checkpoint_and_the_cause(tmp_path):
                 super().__init__()
                 self.pad = torch.nn.Parameter(torch.zeros(40_000))  # 160 kB: 2 copies overflow
 
-        t = Trainer(Wide(), loss_fn, batch_fn, TrainConfig(max_steps=4, ckpt_every=2), disk)
+        t = Trainer(Wide(), loss_fn, batch_fn, TrainConfig.from_dict(dict(max_steps=4, ckpt_every=2)), disk)
         with pytest.raises(OSError, match=f"No space left on device while writing .*{disk}/"
                                           r"state/step-\d+ \(.* MiB free on that disk\)"):
             t.fit()
@@ -163,7 +163,7 @@ def test_nan_step_skipped_and_logged(tmp_path):
     def bf(step, rank, world):
         return {**batch_fn(step, rank, world), "step": step}
 
-    t = Trainer(Toy(), flaky, bf, TrainConfig(max_steps=6, lr=1e-2), tmp_path)
+    t = Trainer(Toy(), flaky, bf, TrainConfig.from_dict(dict(max_steps=6, lr=1e-2)), tmp_path)
     t.fit()
     df = pl.read_parquet(tmp_path / "metrics.parquet")
     assert df.filter(pl.col("skipped"))["step"].to_list() == [4]
@@ -177,7 +177,7 @@ def test_persistent_nan_stops_without_checkpoint(tmp_path):
         loss, m = loss_fn(model, batch)
         return loss * float("inf"), m
 
-    cfg = TrainConfig(max_steps=50, lr=1e-2, max_bad_steps=3, ckpt_every=1)
+    cfg = TrainConfig.from_dict(dict(max_steps=50, lr=1e-2, max_bad_steps=3, ckpt_every=1))
     t = Trainer(Toy(), always_nan, batch_fn, cfg, tmp_path)
     with pytest.raises(NonFiniteLossError, match="3 consecutive"):
         t.fit()
@@ -212,7 +212,7 @@ def test_sigkill_then_resume_matches_uninterrupted(tmp_path):
 
 
 def test_schedule_warmup_and_decay():
-    cfg = TrainConfig(max_steps=100, lr=1e-3, warmup_steps=10, start_lr=1e-7, end_lr=1e-5)
+    cfg = TrainConfig.from_dict(dict(max_steps=100, lr=1e-3, warmup_steps=10, start_lr=1e-7, end_lr=1e-5))
     assert lr_at(0, cfg) == pytest.approx(1e-7)
     assert lr_at(10, cfg) == pytest.approx(1e-3)
     assert lr_at(100, cfg) == pytest.approx(1e-5)

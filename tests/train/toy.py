@@ -37,8 +37,8 @@ def loss_fn(model, batch):
 def make_trainer(out_dir, max_steps=20, ckpt_every=5, sleep=0.0, **kw) -> Trainer:
     torch.manual_seed(0)
     model = Toy()
-    cfg = TrainConfig(max_steps=max_steps, lr=3e-2, warmup_steps=2, ckpt_every=ckpt_every,
-                      keep_checkpoints=3, seed=7, **kw)
+    cfg = TrainConfig.from_dict(dict(max_steps=max_steps, lr=3e-2, warmup_steps=2, ckpt_every=ckpt_every,
+                                     keep_checkpoints=3, seed=7, **kw))
 
     def slow_loss(m, b):
         if sleep:

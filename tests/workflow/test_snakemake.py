@@ -83,13 +83,12 @@ def test_local_source_joins_the_process_stage(tmp_path):
     assert "chain_cases/1pfe.cif.gz" in text and "kc/3kcs.cif.gz" in text  # the job's inputs
     assert text.count("--local-manifest") == 2  # both parse shards
     # the schema names a bad label (checked here without Snakemake's start-up time)
-    import jsonschema
+    from dplm2.config import ConfigError, validate
 
-    schema = yaml.safe_load((REPO / "workflow" / "schemas" / "local.schema.yaml").read_text())
-    with pytest.raises(jsonschema.ValidationError, match="Lab"):
-        jsonschema.validate({"Lab": {"paths": ["x"]}}, schema)
-    with pytest.raises(jsonschema.ValidationError, match="paths"):
-        jsonschema.validate({"lab": {"plddt": True}}, schema)
+    with pytest.raises(ConfigError, match="local: 'Lab' does not match"):
+        validate({"Lab": {"paths": ["x"]}}, "local")
+    with pytest.raises(ConfigError, match="local.lab: 'paths' is a required property"):
+        validate({"lab": {"plddt": True}}, "local")
 
 
 def test_yaml_syntax_error_in_config_names_file_and_line(tmp_path):

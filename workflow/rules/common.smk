@@ -39,27 +39,18 @@ except ValueError:  # not the main thread (Snakemake's API used from a thread): 
     pass
 
 
-def apply_schema_defaults(cfg, schema_path):
-    """Fill schema defaults into ``cfg`` in place, following ``$ref``s into the stage schemas
-    (Snakemake's `validate` sets defaults only in the schema file it is given, not behind a
-    `$ref`). Objects missing from the config start empty so their own defaults apply."""
-    stack = [(yaml.safe_load(Path(schema_path).read_text()), cfg, Path(schema_path).parent)]
-    while stack:
-        schema, node, base = stack.pop()
-        if "$ref" in schema:
-            ref = base / schema["$ref"]
-            schema, base = yaml.safe_load(ref.read_text()), ref.parent
-        for key, sub in schema.get("properties", {}).items():
-            if key not in node:
-                if "default" in sub:
-                    node[key] = copy.deepcopy(sub["default"])
-                elif sub.get("type") == "object" or "$ref" in sub:
-                    node[key] = {}
-            if isinstance(node.get(key), dict):
-                stack.append((sub, node[key], base))
+# Defaults of every key, also nested and behind the stage schemas' `$ref`s (Snakemake's `validate`
+# sets them only in the file it is given): the package's schemas (src/dplm2/schemas) are the one
+# place that holds them, and the CLIs fill the same ones.
+try:
+    from dplm2.config import apply_schema_defaults
+except ImportError:  # Snakemake run from an environment without the package installed
+    import sys
 
+    sys.path.insert(0, str(Path(workflow.basedir) / "src"))
+    from dplm2.config import apply_schema_defaults
 
-apply_schema_defaults(config, Path(workflow.basedir) / "workflow/schemas/config.schema.yaml")
+apply_schema_defaults(config)
 
 RESULTS = Path(config.get("results", "results"))
 SRC = Path(workflow.basedir) / "src" / "dplm2"

@@ -1,5 +1,5 @@
 # evaluate stage rules: one rule (and one table) per metric, results/evaluate/{task}/{metric}.parquet,
-# plus summary.parquet + summary.md per task. See src/dplm2/evaluate/ and workflow/schemas/evaluate.schema.yaml.
+# plus summary.parquet + summary.md per task. See src/dplm2/evaluate/ and src/dplm2/schemas/evaluate.schema.yaml.
 #
 # Recompute one metric only: delete its table and ask for it, e.g.
 #   rm results/evaluate/cogen/diversity.parquet

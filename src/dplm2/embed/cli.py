@@ -38,7 +38,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    "structure/both)")
     p.add_argument("--split", default=None, help="token shards: embed only this split's rows")
     p.add_argument("--params", default="{}", help="the config's embed section as JSON")
-    p.add_argument("--mode", choices=("sequence", "structure", "both"), help="override mode")
+    p.add_argument("--mode", help="override embed.settings.mode: sequence, structure or both")
     p.add_argument("--layer", type=int, action="append", dest="layers",
                    help="override layers (repeat for several; -1 = last)")
     p.add_argument("--per-residue", action="store_true", default=None,
@@ -66,7 +66,7 @@ def cmd_embed(args: argparse.Namespace) -> int:
     overrides = {"mode": args.mode, "layers": args.layers, "per_residue": args.per_residue,
                  "device": args.device}
     params.update({k: v for k, v in overrides.items() if v is not None})
-    cfg = EmbedConfig.from_dict(params, "embed")
+    cfg = EmbedConfig.from_dict(params)
     log.info("embed: %s", json.dumps(cfg.to_dict()))
     embed_inputs(args.inputs, args.lm, args.out, cfg, tokenizer=args.tokenizer, split=args.split,
                  skip_bad=args.skip_bad_structures)

@@ -132,10 +132,10 @@ def embed_proteins(model, records: Sequence[Record], cfg: EmbedConfig | None = N
     Returns one :class:`Embedding` per (record, layer), in input order then layer order.
     Example (``model`` from :func:`dplm2.lm.official.load_lm`)::
 
-        rows = embed_proteins(model, [Record("p1", "MKVLA")], EmbedConfig(mode="sequence"))
+        rows = embed_proteins(model, [Record("p1", "MKVLA")], EmbedConfig.from_dict({"mode": "sequence"}))
         rows[0].vector.shape  # (hidden_size,)
     """
-    cfg = cfg or EmbedConfig()
+    cfg = cfg or EmbedConfig.from_dict()
     _check(records, cfg)
     model.eval()
     device = next(model.parameters()).device

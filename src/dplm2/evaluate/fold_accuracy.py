@@ -18,7 +18,7 @@ from dplm2.evaluate.samples import reference_backbone, reference_chain, sample_s
 from dplm2.structure.compare import backbone_rmsd, ca_rmsd, tm_align
 
 
-def fold_accuracy(predicted: np.ndarray, reference: np.ndarray, tm_threshold: float = 0.8) -> dict:
+def fold_accuracy(predicted: np.ndarray, reference: np.ndarray, tm_threshold: float) -> dict:
     """Accuracy of one predicted backbone against the true one.
 
     Parameters
@@ -37,7 +37,7 @@ def fold_accuracy(predicted: np.ndarray, reference: np.ndarray, tm_threshold: fl
     >>> t = np.linspace(0, 8 * np.pi, 80)
     >>> ca = np.stack([2.3 * np.cos(t), 2.3 * np.sin(t), 1.5 * t], axis=1)
     >>> bb = np.stack([ca - 1, ca, ca + 1, ca + 2], axis=1)
-    >>> r = fold_accuracy(bb, bb)
+    >>> r = fold_accuracy(bb, bb, tm_threshold=0.8)
     >>> round(r["tm"], 3), round(r["rmsd"], 3), r["tm_pass"]
     (1.0, 0.0, True)
     """

@@ -217,8 +217,8 @@ class Dplm2FoldingBackend:
 
         check_bit_tokenizer(self.lm, int(self.tokenizer.cfg.codebook_size), tokenizer)
         # spec §5/§6: folding = argmax, deterministic unmasking, 100 steps
-        self.sampler = SamplerConfig(max_iter=int(max_iter), strategy="argmax",
-                                     unmasking="deterministic")
+        self.sampler = SamplerConfig.from_dict(
+            {"max_iter": int(max_iter), "strategy": "argmax", "unmasking": "deterministic"})
         self.name = f"dplm2:{Path(str(lm)).name}+tokenizer:{tok_hash[:12]}"
 
     def fold(self, sequences: Sequence[str]) -> list[FoldResult]:

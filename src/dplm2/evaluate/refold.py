@@ -56,7 +56,9 @@ def make_backend(
             batch_size=cfg.batch_size,
         )
     if not lm or not tokenizer:
-        raise ValueError("folding backend 'dplm2' needs --lm and --tokenizer folders")
+        raise ValueError("evaluate.folding.backend is 'dplm2' (the default: this project's LM and "
+                         "tokenizer, offline): give --lm and --tokenizer, or set "
+                         "'{\"backend\": \"esmfold\"}' in --params")
     return Dplm2FoldingBackend(
         lm, tokenizer, device=cfg.device, max_iter=cfg.dplm2_max_iter, seed=cfg.seed,
         batch_size=cfg.batch_size,

@@ -34,8 +34,8 @@ def self_consistency(
     *,
     sequence: str | None = None,
     plddt: np.ndarray | None = None,
-    designable_sctm: float = 0.5,
-    designable_scrmsd: float = 2.0,
+    designable_sctm: float,
+    designable_scrmsd: float,
 ) -> dict[str, float | bool | None]:
     """Self-consistency metrics of one sample.
 
@@ -62,7 +62,7 @@ def self_consistency(
     >>> t = np.linspace(0, 8 * np.pi, 80)
     >>> ca = np.stack([2.3 * np.cos(t), 2.3 * np.sin(t), 1.5 * t], axis=1)
     >>> bb = np.stack([ca + [0.5, 0, 0], ca, ca + [0, 0.5, 0], ca + [0, 0, 0.5]], axis=1)
-    >>> m = self_consistency(bb, bb + 10.0)
+    >>> m = self_consistency(bb, bb + 10.0, designable_sctm=0.5, designable_scrmsd=2.0)
     >>> round(m["sctm"], 3), round(m["scrmsd"], 3), m["designable_sctm"], m["designable_scrmsd"]
     (1.0, 0.0, True, True)
     """

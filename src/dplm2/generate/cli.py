@@ -92,8 +92,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
-    import dataclasses
-
     import torch
 
     from dplm2.generate import tasks
@@ -134,7 +132,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     else:
         task_cfg = cfg.scaffold
         if args.samples is not None:
-            task_cfg = dataclasses.replace(task_cfg, samples_per_problem=int(args.samples))
+            task_cfg = task_cfg.override(samples_per_problem=int(args.samples))
         problems = _scaffold_problems(args, task_cfg)
         samples = tasks.generate_scaffold(rt, problems, task_cfg, out_dir=out, **kw)
     sampling = task_cfg.sampling.to_dict()
@@ -161,16 +159,14 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 def _ss_cogen_config(args, cfg):
     """``generate.ss_cogen`` with the command-line overrides (validated again)."""
-    import dataclasses
-
     changes = {}
     if args.ss:
-        changes["ss"] = tuple(args.ss)
+        changes["ss"] = list(args.ss)
     if args.num_samples is not None:
         changes["samples_per_ss"] = int(args.num_samples)
     if args.guidance_weight is not None:
         changes["guidance_weight"] = float(args.guidance_weight)
-    return dataclasses.replace(cfg, **changes) if changes else cfg
+    return cfg.override(**changes) if changes else cfg
 
 
 def cmd_ss_table(args: argparse.Namespace) -> int:

@@ -167,7 +167,7 @@ def length_requests(vocab: DPLM2Vocab, task: str, cfg: LengthTaskConfig) -> list
 
 def generate_unconditional(
     rt: Runtime, task: str, cfg: LengthTaskConfig, *, seed: int, batch_size: int,
-    decode_batch_size: int = 8, callback: Callback | None = None,
+    decode_batch_size: int, callback: Callback | None = None,
 ) -> list[Sample]:
     """Co-generation (``cogen``), sequence-only (``sequence``) or backbone-only (``backbone``)."""
     if task not in ("cogen", "sequence", "backbone"):
@@ -193,7 +193,7 @@ def generate_unconditional(
 # -- folding / inverse folding ----------------------------------------------------------------
 def generate_conditional(
     rt: Runtime, task: str, targets: Sequence[Target], cfg: ConditionalTaskConfig, *, seed: int,
-    batch_size: int, decode_batch_size: int = 8, callback: Callback | None = None,
+    batch_size: int, decode_batch_size: int, callback: Callback | None = None,
 ) -> list[Sample]:
     """Folding (sequence given) or inverse folding (structure tokens given) of ``targets``."""
     vocab: DPLM2Vocab = rt.lm.vocab
@@ -265,7 +265,7 @@ def scaffold_request(vocab: DPLM2Vocab, key: str, length: int, motif_idx: Sequen
 
 def generate_scaffold(
     rt: Runtime, problems: Sequence[ScaffoldProblem], cfg: ScaffoldConfig, *, seed: int,
-    batch_size: int, out_dir: Path, decode_batch_size: int = 8, callback: Callback | None = None,
+    batch_size: int, out_dir: Path, decode_batch_size: int, callback: Callback | None = None,
 ) -> list[Sample]:
     """``samples_per_problem`` designs per problem, each with its own sampled contig.
 
@@ -309,7 +309,7 @@ def generate_scaffold(
 # -- secondary-structure-conditioned co-generation ------------------------------------------
 def generate_ss_cogen(
     rt: Runtime, cfg: SSCogenConfig, table: SSTable, *, seed: int, batch_size: int,
-    decode_batch_size: int = 8, callback: Callback | None = None,
+    decode_batch_size: int, callback: Callback | None = None,
 ) -> list[Sample]:
     """``samples_per_ss`` co-generated designs per target string of ``cfg.ss``, guided by
     ``table`` (:class:`dplm2.generate.ss_guidance.SSGuidance`, weight ``cfg.guidance_weight``).

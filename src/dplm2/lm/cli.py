@@ -42,7 +42,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--task", choices=("folding", "inverse_folding"), required=True)
     p.add_argument("--out", required=True, type=Path, help="Parquet: id, sequence, struct_tokens")
     p.add_argument("--split", default=None)
-    p.add_argument("--sampler", default="{}", help="SamplerConfig as JSON")
+    p.add_argument("--sampler", default="{}", help="decoding settings as JSON (keys of generate.folding.sampling; "
+                   "left out: its defaults)")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_sample)
 
@@ -101,7 +102,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
     from dplm2.lm.official import load_lm
     from dplm2.lm.sampling import SamplerConfig, iterative_unmask
 
-    cfg = SamplerConfig.from_json(args.sampler, "sampler")
+    cfg = SamplerConfig.from_json(args.sampler)
     model = load_lm(args.model)
     proteins = load_proteins(args.shards, args.split)
     gen = torch.Generator().manual_seed(args.seed)

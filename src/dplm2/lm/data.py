@@ -28,14 +28,16 @@ TOKEN_COLUMNS = ("id", "split", "sequence", "struct_tokens", "length")
 class DataConfig(StageConfig):
     """Cropping and batching (spec §3-4)."""
 
-    max_length: int = 512
-    random_crop_fraction: float = 0.5
-    min_crop_length: int = 60
-    max_tokens: int = 8192
-    max_batch_size: int = 64
-    train_split: str = "train"
-    valid_split: str = "valid"
-    val_max_samples: int = 64
+    SECTION = "lm.data"
+
+    max_length: int
+    random_crop_fraction: float
+    min_crop_length: int
+    max_tokens: int
+    max_batch_size: int
+    train_split: str
+    valid_split: str
+    val_max_samples: int
 
     def __post_init__(self) -> None:
         if self.max_tokens < self.max_length + 2:
@@ -43,8 +45,6 @@ class DataConfig(StageConfig):
                 f"max_tokens ({self.max_tokens}) must hold one cropped sample "
                 f"(max_length + 2 = {self.max_length + 2})"
             )
-        if not 0.0 <= self.random_crop_fraction <= 1.0:
-            raise ConfigError("random_crop_fraction must be in [0, 1]")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -38,8 +38,6 @@ from dplm2.lm.vocab import CLS, EOS, MASK, PAD, STRUCT_CLS, STRUCT_EOS, STRUCT_M
 TASKS: tuple[str, ...] = ("single_modality", "folding", "inverse_folding", "joint", "independent")
 #: Ids that are never noised (and never a loss target): padding and both halves' <cls>/<eos>.
 NEVER_MASKED: tuple[int, ...] = (PAD, CLS, EOS, STRUCT_CLS, STRUCT_EOS)
-TASK_SPLITS = ("batch", "sample")
-SOFTMAX_RANGES = ("full", "modality")
 
 
 def maskable(ids: torch.Tensor) -> torch.Tensor:
@@ -54,16 +52,18 @@ def maskable(ids: torch.Tensor) -> torch.Tensor:
 class TaskMix(StageConfig):
     """Fraction of samples per task (spec §4, reference 150M/650M config). Must sum to 1."""
 
-    single_modality: float = 0.25
-    folding: float = 0.25
-    inverse_folding: float = 0.25
-    joint: float = 0.25
-    independent: float = 0.0
+    SECTION = "lm.diffusion.task_mix"
+
+    single_modality: float
+    folding: float
+    inverse_folding: float
+    joint: float
+    independent: float
 
     def __post_init__(self) -> None:
         probs = self.probs()
-        if min(probs) < 0 or abs(sum(probs) - 1.0) > 1e-6:
-            raise ConfigError(f"task_mix ratios must be >= 0 and sum to 1, got {self.to_dict()}")
+        if abs(sum(probs) - 1.0) > 1e-6:
+            raise ConfigError(f"lm.diffusion.task_mix ratios must sum to 1, got {self.to_dict()}")
 
     def probs(self) -> list[float]:
         return [float(getattr(self, name)) for name in TASKS]
@@ -79,21 +79,13 @@ class DiffusionConfig(StageConfig):
     the target's own modality's ids only: 8196 structure / 33 amino-acid ids).
     """
 
-    timesteps: int = 500
-    weighting: str = "linear"
-    task_mix: TaskMix = dataclasses.field(default_factory=TaskMix)
-    task_split: str = "batch"
-    softmax: str = "full"
+    SECTION = "lm.diffusion"
 
-    def __post_init__(self) -> None:
-        if self.timesteps < 1:
-            raise ConfigError(f"timesteps must be >= 1, got {self.timesteps}")
-        if self.weighting not in ("linear", "constant"):
-            raise ConfigError(f"weighting must be linear|constant, got {self.weighting!r}")
-        if self.task_split not in TASK_SPLITS:
-            raise ConfigError(f"task_split must be batch|sample, got {self.task_split!r}")
-        if self.softmax not in SOFTMAX_RANGES:
-            raise ConfigError(f"softmax must be full|modality, got {self.softmax!r}")
+    timesteps: int
+    weighting: str
+    task_mix: TaskMix
+    task_split: str
+    softmax: str
 
 
 @dataclasses.dataclass(frozen=True)

@@ -37,15 +37,13 @@ BIT_PARAMETERS = ("struct_bos_emb", "struct_eos_emb", "struct_mask_emb")
 class LoraConfig(StageConfig):
     """LoRA settings; ``enabled: false`` = full fine-tuning."""
 
-    enabled: bool = True
-    rank: int = 16
-    alpha: float = 32.0
-    dropout: float = 0.1
-    modules_to_save: tuple[str, ...] | list[str] = ("word_embeddings", "lm_head")
+    SECTION = "lm.lora"
 
-    def __post_init__(self) -> None:
-        if self.rank < 1:
-            raise ConfigError(f"lora.rank must be >= 1, got {self.rank}")
+    enabled: bool
+    rank: int
+    alpha: float
+    dropout: float
+    modules_to_save: tuple[str, ...]
 
 
 def apply_lora(model, cfg: LoraConfig, seed: int = 0):

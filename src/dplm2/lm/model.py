@@ -56,24 +56,21 @@ class ModelConfig(StageConfig):
     keep DPLM-2's untied matrices whatever this says (spec §4: both are trained).
     """
 
-    hidden_size: int = 128
-    num_layers: int = 4
-    num_heads: int = 4
-    intermediate_size: int = 512
-    dropout: float = 0.0
-    max_position_embeddings: int = 1026
-    attn_implementation: str = "sdpa"
-    tie_embeddings: bool = True
+    SECTION = "lm.init.model"
+
+    hidden_size: int
+    num_layers: int
+    num_heads: int
+    intermediate_size: int
+    dropout: float
+    max_position_embeddings: int
+    attn_implementation: str
+    tie_embeddings: bool
 
     def __post_init__(self) -> None:
         if self.hidden_size % self.num_heads:
             raise ConfigError(
                 f"hidden_size {self.hidden_size} is not a multiple of num_heads {self.num_heads}"
-            )
-        if self.attn_implementation not in ("sdpa", "eager", "flash_attention_2"):
-            raise ConfigError(
-                f"attn_implementation must be sdpa|eager|flash_attention_2, "
-                f"got {self.attn_implementation!r}"
             )
 
     def esm_config(self):

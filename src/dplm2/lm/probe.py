@@ -46,7 +46,7 @@ def one_shot_accuracy(model, proteins: Sequence[Protein], task: str) -> float:
     model.eval()
     inputs, clean = task_inputs(proteins, task)
     device = next(model.parameters()).device
-    pred, _ = iterative_unmask(model, inputs.to(device), SamplerConfig(max_iter=1))
+    pred, _ = iterative_unmask(model, inputs.to(device), SamplerConfig.from_dict(dict(max_iter=1)))
     pred = pred.cpu()
     model.train(was_training)
     return _accuracy(pred, inputs, clean)
@@ -64,7 +64,7 @@ def one_shot_bit_accuracy(model, proteins: Sequence[Protein]) -> float:
     model.eval()
     inputs, clean = task_inputs(proteins, "folding")
     device = next(model.parameters()).device
-    pred, _ = iterative_unmask(model, inputs.to(device), SamplerConfig(max_iter=1))
+    pred, _ = iterative_unmask(model, inputs.to(device), SamplerConfig.from_dict(dict(max_iter=1)))
     model.train(was_training)
     gen = (inputs == STRUCT_MASK) & (clean >= STRUCT_OFFSET) & (clean < STRUCT_OFFSET + N_CODES)
     pred = pred.cpu()[gen].clamp(STRUCT_OFFSET, STRUCT_OFFSET + N_CODES - 1)
@@ -144,16 +144,16 @@ def memorise(
 
     longest = max(len(p.sequence) for p in proteins)
     rows = list(proteins) * repeats
-    data = DataConfig(
+    data = DataConfig.from_dict(dict(
         max_length=longest, random_crop_fraction=0.0, max_tokens=(longest + 2) * len(rows),
         max_batch_size=len(rows),
-    )
-    train = TrainConfig(
+    ))
+    train = TrainConfig.from_dict(dict(
         max_steps=max_steps, lr=lr, warmup_steps=warmup_steps, start_lr=1e-7,
         end_lr=lr if end_lr is None else end_lr,
         clip_norm=1.0, val_every=eval_every, ckpt_every=max_steps, log_every=eval_every,
         seed=seed, weight_decay=0.0,
-    )
+    ))
     init = InitConfig.from_dict({"seed": seed, "model": model or {},
                                  "token_dropout_passes": token_dropout_passes})
     if objective == "bit":
@@ -164,8 +164,9 @@ def memorise(
         net = DPLM2LM(build_network(init))
     else:
         raise ValueError(f"objective must be index|bit, got {objective!r}")
-    apply_lora(net, LoraConfig(enabled=False))
-    diffusion = DiffusionConfig(weighting=weighting, softmax=softmax, task_split=task_split)
+    apply_lora(net, LoraConfig.from_dict(dict(enabled=False)))
+    diffusion = DiffusionConfig.from_dict(
+        {"weighting": weighting, "softmax": softmax, "task_split": task_split})
     batches = BatchSource(rows, data, diffusion, seed)
     history: list[dict] = []
     t0 = time.time()

@@ -54,7 +54,7 @@ from collections.abc import Callable
 import torch
 
 from dplm2.config import ConfigError, StageConfig
-from dplm2.lm.vocab import BANNED_SETS, MASK, N_AA, PAD, STRUCT_MASK, VOCAB_SIZE, banned_mask
+from dplm2.lm.vocab import MASK, N_AA, PAD, STRUCT_MASK, VOCAB_SIZE, banned_mask
 
 #: ``processor(step, tokens (B, N), rows (M,), cols (M,), log_probs (M, V)) -> log_probs``:
 #: changes the full-vocabulary log-probabilities of the G positions ``(rows[i], cols[i])``
@@ -64,30 +64,24 @@ LogProbProcessor = Callable[[int, torch.Tensor, torch.Tensor, torch.Tensor, torc
 
 @dataclasses.dataclass(frozen=True)
 class SamplerConfig(StageConfig):
-    """Decoding settings (spec §5; folding/inverse folding: 100 steps, argmax, deterministic)."""
+    """Decoding settings (spec §5). Each generation task has its own defaults in the schema
+    (``generate.<task>.sampling``); the default section is folding's: 100 steps, argmax,
+    deterministic unmasking."""
 
-    max_iter: int = 100
-    strategy: str = "argmax"  # argmax | sample | annealing@T_max:T_min
-    temperature: float = 1.0  # for "sample"
-    unmasking: str = "deterministic"  # deterministic | stochastic<s>, e.g. stochastic1.0
-    schedule: str = "linear"  # linear | cosine
-    top_p: float = 0.95  # nucleus filter; 1.0 = off (hard-coded 0.95 in the reference)
-    banned: str = "standard"  # standard | reference (the reference also emits '.', '-', <null_1>)
-    rows_per_chunk: int = 4096  # positions scored at once (bounds memory, not results)
+    SECTION = "generate.folding.sampling"
+
+    max_iter: int
+    strategy: str
+    temperature: float
+    unmasking: str
+    schedule: str
+    top_p: float
+    banned: str
+    rows_per_chunk: int
 
     def __post_init__(self) -> None:
-        if self.max_iter < 1:
-            raise ConfigError(f"max_iter must be >= 1, got {self.max_iter}")
-        if self.schedule not in ("linear", "cosine"):
-            raise ConfigError(f"schedule must be linear|cosine, got {self.schedule!r}")
-        if not 0.0 < self.top_p <= 1.0:
-            raise ConfigError(f"top_p must be in (0, 1], got {self.top_p}")
-        if self.banned not in BANNED_SETS:
-            raise ConfigError(f"banned must be one of {'|'.join(BANNED_SETS)}, got {self.banned!r}")
-        if self.rows_per_chunk < 1:
-            raise ConfigError(f"rows_per_chunk must be >= 1, got {self.rows_per_chunk}")
-        self.temperatures()  # validates strategy
-        self.noise_scale()  # validates unmasking
+        self.temperatures()  # parses strategy
+        self.noise_scale()  # parses unmasking
 
     def temperatures(self) -> list[float] | None:
         """Temperature per step index i = 0..N-1; ``None`` for argmax."""

@@ -40,25 +40,20 @@ log = logging.getLogger(__name__)
 
 @dataclasses.dataclass(frozen=True)
 class LMConfig(StageConfig):
-    """The whole ``lm:`` config section (workflow/schemas/lm.schema.yaml documents each key)."""
+    """The whole ``lm:`` config section (keys, defaults and allowed values:
+    dplm2/schemas/lm.schema.yaml)."""
 
-    init: InitConfig = dataclasses.field(default_factory=InitConfig)
-    lora: LoraConfig = dataclasses.field(default_factory=LoraConfig)
-    diffusion: DiffusionConfig = dataclasses.field(default_factory=DiffusionConfig)
-    data: DataConfig = dataclasses.field(default_factory=DataConfig)
-    train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
-    nproc_per_node: int = 1
-    objective: str = "index"
-    self_mixup: bool = False
-    bit_loss_ignore_index_bug: bool = False
+    SECTION = "lm"
 
-    def __post_init__(self) -> None:
-        from dplm2.config import ConfigError
-
-        from dplm2.lm.objective import OBJECTIVES
-
-        if self.objective not in OBJECTIVES:
-            raise ConfigError(f"lm.objective must be {'|'.join(OBJECTIVES)}, got {self.objective!r}")
+    init: InitConfig
+    lora: LoraConfig
+    diffusion: DiffusionConfig
+    data: DataConfig
+    train: TrainConfig
+    nproc_per_node: int
+    objective: str
+    self_mixup: bool
+    bit_loss_ignore_index_bug: bool
 
 
 def diffusion_loss(
@@ -258,7 +253,7 @@ def validation_fn(proteins: Sequence[Protein], cfg: LMConfig, seed: int = 12345)
     for i, task in enumerate(TASKS):
         if getattr(cfg.diffusion.task_mix, task) <= 0:
             continue
-        only = TaskMix(**{t: float(t == task) for t in TASKS})
+        only = TaskMix.from_dict({t: float(t == task) for t in TASKS})
         diff = dataclasses.replace(cfg.diffusion, task_mix=only)
         gen = torch.Generator().manual_seed(seed + i)
         chunks = [proteins[j : j + 16] for j in range(0, len(proteins), 16)]

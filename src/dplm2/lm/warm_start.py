@@ -52,16 +52,12 @@ class InitConfig(StageConfig):
     ``null`` to build ``model`` from scratch. ``token_dropout_passes``: null = as the
     reference (see the module docstring), else that many passes."""
 
-    source: str | None = None
-    seed: int = 0
-    model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
-    token_dropout_passes: int | None = None
+    SECTION = "lm.init"
 
-    def __post_init__(self) -> None:
-        if self.token_dropout_passes is not None and self.token_dropout_passes < 0:
-            raise ConfigError(
-                f"token_dropout_passes must be >= 0 or null, got {self.token_dropout_passes}"
-            )
+    source: str | None
+    seed: int
+    model: ModelConfig
+    token_dropout_passes: int | None
 
 
 def _extend_rows(old: torch.Tensor, new_rows: int, gen: torch.Generator) -> torch.Tensor:

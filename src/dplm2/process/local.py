@@ -1,6 +1,6 @@
 """Local sources: your own structure files as a source of the workflow, beside PDB and AFDB.
 
-Config (section ``local``, ``workflow/schemas/local.schema.yaml``): one entry per source,
+Config (section ``local``, ``dplm2/schemas/local.schema.yaml``): one entry per source,
 keyed by its label::
 
     local:
@@ -26,6 +26,7 @@ states one, date split when it states a release date).
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import logging
 import os
@@ -34,7 +35,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from dplm2.config import ConfigError
+from dplm2.config import ConfigError, apply_schema_defaults, validate
 from dplm2.io import write_parquet
 from dplm2.structure.files import find_structure_files
 from dplm2.structure.read import SOURCES, SOURCE_LABEL, split_name
@@ -54,7 +55,7 @@ class LocalSource:
 
     label: str
     paths: tuple[str, ...]
-    plddt: bool = False
+    plddt: bool
 
     def __post_init__(self) -> None:
         if not SOURCE_LABEL.match(self.label) or self.label in SOURCES:
@@ -65,20 +66,13 @@ class LocalSource:
             raise ConfigError(f"local.{self.label}.paths: give one or more folders, files or globs")
 
 
-def parse_sources(section: dict) -> list[LocalSource]:
-    """The ``local`` config section as :class:`LocalSource` objects (sorted by label)."""
-    out = []
-    for label, body in sorted((section or {}).items()):
-        if not isinstance(body, dict):
-            raise ConfigError(f"local.{label}: expected a mapping with `paths` (and `plddt`)")
-        unknown = set(body) - {"paths", "plddt"}
-        if unknown:
-            raise ConfigError(f"local.{label}: unknown key(s) {sorted(unknown)} (allowed: paths, plddt)")
-        paths = body.get("paths")
-        if isinstance(paths, str):
-            paths = [paths]
-        out.append(LocalSource(label, tuple(paths or ()), bool(body.get("plddt", False))))
-    return out
+def parse_sources(section: dict | None) -> list[LocalSource]:
+    """The ``local`` config section as :class:`LocalSource` objects (sorted by label), its
+    defaults filled and checked by the schema."""
+    section = apply_schema_defaults(copy.deepcopy(dict(section or {})), "local")
+    validate(section, "local")
+    return [LocalSource(label, tuple(body["paths"]), body["plddt"])
+            for label, body in sorted(section.items())]
 
 
 def manifest_rows(source: LocalSource, base: Path | None = None) -> list[dict]:

@@ -233,7 +233,7 @@ def fetch_checkpoint(url: str, dest: str | os.PathLike) -> Path:
 
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    fetcher = Fetcher(HttpConfig())
+    fetcher = Fetcher(HttpConfig.from_dict())
 
     def attempt() -> None:
         with atomic_path(dest) as tmp, fetcher.open(url) as chunks, open(tmp, "wb") as fh, \

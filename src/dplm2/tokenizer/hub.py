@@ -92,9 +92,9 @@ def read_config(path: str | os.PathLike) -> ModelConfig:
     if data.pop("model_type", MODEL_TYPE) != MODEL_TYPE:
         raise ValueError(f"{path}: not a {MODEL_TYPE} config")
     try:
-        return ModelConfig.from_dict(data, where=str(path))
+        return ModelConfig.from_dict(data)
     except ConfigError as exc:
-        raise ValueError(str(exc)) from exc
+        raise ValueError(f"{path}: {exc}") from exc
 
 
 def load_tokenizer(

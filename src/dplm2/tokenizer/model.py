@@ -49,7 +49,7 @@ class StructureTokenizer(nn.Module):
                  encoder: nn.Module | None = None) -> None:
         super().__init__()
         self.cfg = cfg
-        self.loss_cfg = loss or LossConfig()
+        self.loss_cfg = loss or LossConfig.from_dict()
         self.encoder = encoder if encoder is not None else build_encoder(cfg)
         self.quantizer = Quantizer(cfg, self.loss_cfg)
         self.decoder = StructureDecoder(cfg)

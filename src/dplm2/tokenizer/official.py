@@ -352,7 +352,7 @@ def config_from_official(
     pair_hw = inferred.get("decoder_config.trunk.pairwise_head_width",
                            from_cfg("decoder_config.trunk.pairwise_head_width", min(32, pair_dim)))
     try:
-        return ModelConfig(
+        return ModelConfig.from_dict(dict(
             **_encoder_sizes(state, encoder_dim, shape, weights),
             codebook_bits=bits, bit_standardize=False,
             post_dim=post_dim, post_layers=_count(state, "post_quant.transformer.layers."),
@@ -369,7 +369,7 @@ def config_from_official(
             recycles=max_recycles - 1,
             distogram_bins=shape("decoder.distogram_head.weight"),
             dropout=0.0,
-        )
+        ))
     except ConfigError as exc:
         raise ValueError(f"{weights}: sizes our classes cannot express ({exc})") from exc
 

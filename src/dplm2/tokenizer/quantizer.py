@@ -151,7 +151,7 @@ class Quantizer(nn.Module):
         super().__init__()
         from vector_quantize_pytorch import LFQ  # noqa: PLC0415
 
-        loss = loss or LossConfig()
+        loss = loss or LossConfig.from_dict()
         d, bits = cfg.encoder_dim, cfg.codebook_bits
         self.num_bits = bits
         self.norm = nn.LayerNorm(d)

@@ -8,7 +8,8 @@ from dplm2.train.config import TrainConfig
 def lr_at(step: int, cfg: TrainConfig) -> float:
     """Learning rate used for optimiser step ``step`` (0-based).
 
-    >>> cfg = TrainConfig(max_steps=10, lr=1.0, warmup_steps=2, start_lr=0.0, end_lr=0.0)
+    >>> cfg = TrainConfig.from_dict(
+    ...     {"max_steps": 10, "lr": 1.0, "warmup_steps": 2, "start_lr": 0.0, "end_lr": 0.0})
     >>> [round(lr_at(s, cfg), 3) for s in (0, 1, 2, 6, 10)]
     [0.0, 0.5, 1.0, 0.5, 0.0]
     """
