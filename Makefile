@@ -30,7 +30,9 @@ test: install
 test-long: install
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pytest -q -m long tests
 
+# ruff (configured in pyproject.toml) over the code, then Snakemake's own lint of the workflow.
 lint: install
+	$(BIN)/ruff check src tests bench tools
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/snakemake --lint
 
 dryrun-paper: install

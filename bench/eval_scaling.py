@@ -60,7 +60,7 @@ def real_chains() -> list[np.ndarray]:
     for path in files:
         try:
             chains = read_chains(path)
-        except Exception:  # noqa: BLE001 - broken fixtures are not references
+        except Exception:
             continue
         for c in chains:
             x = np.asarray(c.coords, dtype=np.float64)

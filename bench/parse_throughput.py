@@ -3,8 +3,8 @@
 For each file: ours = ``dplm2.process.parse.process_file`` (read + backbone + header facts +
 pLDDT trim + P-SEA + Rg + every parse-time filter); baseline = ``biotite.structure.io.
 load_structure`` of the same (decompressed) file, first model, nothing else. Single process,
-one core, CPU time (``time.process_time``); reported as structures per second per core, overall and for files whose chains
-average 250-350 residues (the "about 300 residues" case).
+one core, CPU time (``time.process_time``); reported as structures per second per core, overall
+and for files whose chains average 250-350 residues (the "about 300 residues" case).
 
 Usage: ``python bench/parse_throughput.py [FOLDER ...] [--repeat 3] [--json out.json]``
 (default folders: resources/mirror, tests/data/structures).
@@ -60,9 +60,9 @@ def main() -> None:
             plain = Path(tmp) / path.name.removesuffix(".gz")
             plain.write_bytes(gzip.decompress(path.read_bytes()) if path.suffix == ".gz"
                               else path.read_bytes())
-            ours = min(time_once(lambda: list(process_file(path, source, None, cfg)))
+            ours = min(time_once(lambda: list(process_file(path, source, None, cfg)))  # noqa: B023 (called now)
                        for _ in range(args.repeat))
-            base = min(time_once(lambda: bio.load_structure(plain, model=1))
+            base = min(time_once(lambda: bio.load_structure(plain, model=1))  # noqa: B023 (called now)
                        for _ in range(args.repeat))
             lengths = [r.parsed_length for r, _ in results]
             rows.append({"file": path.name, "chains": len(lengths),

@@ -81,7 +81,7 @@ def main() -> None:
     for path in files:
         try:
             chain = read_entry(path).chains[0]
-        except Exception as exc:  # noqa: BLE001 - a bench lists what it cannot use
+        except Exception as exc:
             print(f"skip {path.name}: {exc}")
             continue
         t = time.process_time()

@@ -124,7 +124,7 @@ def _time_encoder(encoder, batches, repeats: int, device: str) -> float:
 def compare_encoders(args) -> int:
     from tokenizer_overfit import load_records
 
-    from dplm2.tokenizer.config import ModelConfig, TokenizerConfig
+    from dplm2.tokenizer.config import ModelConfig
     from dplm2.tokenizer.data import collate
     from dplm2.tokenizer.model import build_encoder
 

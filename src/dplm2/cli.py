@@ -51,7 +51,7 @@ class Terminated(KeyboardInterrupt):
     Ctrl-C, so atomic writes in progress are discarded and nothing half-written remains."""
 
 
-def _terminate(signum, frame):  # noqa: ARG001
+def _terminate(signum, frame):
     # Ctrl-C reaches the job twice (the terminal's SIGINT, then Snakemake's SIGTERM): one stop.
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     signal.signal(signal.SIGINT, signal.SIG_IGN)

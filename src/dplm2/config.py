@@ -106,7 +106,7 @@ def _fill(schema: dict[str, Any], node: dict[str, Any]) -> None:
 def validate(data: Any, section: str = "") -> None:
     """Check ``data`` against the schema of ``section``; one :class:`ConfigError` listing every
     problem, each with its key path (``evaluate.folding.backend: 'x' is not one of ...``)."""
-    import jsonschema  # noqa: PLC0415  (imported by the CLIs only when a config is built)
+    import jsonschema
 
     validator = jsonschema.Draft202012Validator(schema_node(section))
     errors = sorted(validator.iter_errors(data), key=lambda e: [str(p) for p in e.absolute_path])

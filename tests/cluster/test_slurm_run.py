@@ -23,7 +23,6 @@ from tests.cluster.jobs import (
     REPO,
     SLURM_PROFILE,
     SNAKEMAKE,
-    Job,
     job_stats,
     parse_jobs,
     run_snakemake,

@@ -75,7 +75,8 @@ def test_superposed_structure_lies_on_the_design(pages):
 
     a, b = ca(v.pdb), ca(v.overlay_pdb)
     assert np.sqrt(((a - b) ** 2).sum(-1).mean()) < 1.5
-    assert np.sqrt(((a - b) ** 2).sum(-1).mean()) == pytest.approx(ca_rmsd(a[:, None].repeat(4, 1), b[:, None].repeat(4, 1)), abs=0.05)
+    expected = ca_rmsd(a[:, None].repeat(4, 1), b[:, None].repeat(4, 1))
+    assert np.sqrt(((a - b) ** 2).sum(-1).mean()) == pytest.approx(expected, abs=0.05)
 
 
 def test_missing_metric_table_or_tampered_viewer_is_a_clear_error(tmp_path, monkeypatch):
@@ -131,11 +132,11 @@ def test_every_view_renders_in_headless_chromium(pages, require_tool):
             for task, mode in [(t, "report iframe") for t in pages] + [("scaffold", "file")]:
                 page_path, shown = pages[task]
                 page = browser.new_page(viewport={"width": 1000, "height": 1600})
-                problems, fetched = [], []
-                page.on("console", lambda m: m.type == "error" and problems.append(m.text))
-                page.on("pageerror", lambda e: problems.append(str(e)))
+                problems, fetched = [], []  # the handlers below fill this page's lists
+                page.on("console", lambda m: m.type == "error" and problems.append(m.text))  # noqa: B023
+                page.on("pageerror", lambda e: problems.append(str(e)))  # noqa: B023
                 page.on("request", lambda r: r.url.split(":")[0] not in ("file", "data", "blob")
-                        and fetched.append(r.url))
+                        and fetched.append(r.url))  # noqa: B023
                 if mode == "file":
                     page.goto(page_path.as_uri())
                     frame = page.main_frame

@@ -253,7 +253,8 @@ def test_warm_started_model_trains_with_two_token_dropout_passes(tmp_path, token
     assert getattr(model.config, TOKEN_DROPOUT_PASSES) == passes
     assert json.loads((out / "init.json").read_text())["token_dropout_passes"] == passes
     proteins = _proteins(4, seed=1)
-    batch = make_batch(proteins, DiffusionConfig.from_dict(dict(task_mix=dict(single_modality=0, folding=0, inverse_folding=0.5, joint=0.5, independent=0))),
+    mix = dict(single_modality=0, folding=0, inverse_folding=0.5, joint=0.5, independent=0)
+    batch = make_batch(proteins, DiffusionConfig.from_dict(dict(task_mix=mix)),
                        torch.Generator().manual_seed(0))
     assert (batch["input_ids"] == MASK_AA).any()  # the rescaling has something to do
     sel = batch["masked"]

@@ -67,7 +67,8 @@ def test_chunking_changes_nothing():
     model = tiny_model(seed=2).eval()
     v = V.DPLM2Vocab()
     x, _ = v.collate([(v.encode_struct(None, 9), v.encode_aa(None, 9))] * 2)
-    for cfg in (SamplerConfig.from_dict(dict(max_iter=4)), SamplerConfig.from_dict(dict(max_iter=4, strategy="sample"))):
+    for cfg in (SamplerConfig.from_dict(dict(max_iter=4)),
+                SamplerConfig.from_dict(dict(max_iter=4, strategy="sample"))):
         a = iterative_unmask(model, x, cfg, generator=torch.Generator().manual_seed(1))
         small = dataclasses.replace(cfg, rows_per_chunk=5)
         b = iterative_unmask(model, x, small, generator=torch.Generator().manual_seed(1))

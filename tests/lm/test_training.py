@@ -24,7 +24,7 @@ TINY = {"hidden_size": 32, "num_layers": 2, "num_heads": 2, "intermediate_size":
 def _setup(tmp_path: Path, lora: bool = True, steps: int = 6,
            **extra) -> tuple[dict, Path, Path]:
     ps = demo_proteins(6)  # full-length real chains: cropping + token-budget batching at work
-    shard = write_token_shard(ps[:5], tmp_path / "tokens-00000-of-00002.parquet")
+    write_token_shard(ps[:5], tmp_path / "tokens-00000-of-00002.parquet")
     write_token_shard(ps[5:], tmp_path / "tokens-00001-of-00002.parquet", split="valid")
     params = {
         "init": {"seed": 0, "model": TINY},
@@ -102,7 +102,10 @@ def test_cli_warm_start_train_export(tmp_path):
     params, _, d = _setup(tmp_path, steps=2)
     shards = [str(p) for p in sorted(d.glob("tokens-*.parquet"))]
     py = [sys.executable, "-m", "dplm2.cli", "lm"]
-    run = lambda *a: subprocess.run(py + list(a), capture_output=True, text=True, timeout=300)
+
+    def run(*a):
+        return subprocess.run(py + list(a), capture_output=True, text=True, timeout=300)
+
     r = run("warm-start", "--out", str(d / "cli_init"), "--params", json.dumps(params))
     assert r.returncode == 0, r.stderr
     r = run("train", "--init", str(d / "cli_init"), "--shards", *shards, "--out", str(d / "lm"),
@@ -147,7 +150,7 @@ def test_state_of_another_run_is_not_resumed(tmp_path, caplog):
 
 def test_cli_sample_folding(tmp_path):
     from dplm2.cli import main
-    from dplm2.lm.warm_start import InitConfig, warm_start
+    from dplm2.lm.warm_start import warm_start
 
     ps = demo_proteins(2, length=20)
     shard = write_token_shard(ps, tmp_path / "tokens-00000-of-00001.parquet")

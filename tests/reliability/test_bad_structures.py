@@ -68,7 +68,8 @@ def test_html_error_page(tmp_path):
 
 
 def test_garbage_text(tmp_path):
-    expect_error(_write(tmp_path / "g.cif", b"data_x\nloop_\n_atom_site.id\n"), "no atoms|no models|no protein|cannot parse")
+    expect_error(_write(tmp_path / "g.cif", b"data_x\nloop_\n_atom_site.id\n"),
+                 "no atoms|no models|no protein|cannot parse")
 
 
 def test_non_protein(tmp_path):

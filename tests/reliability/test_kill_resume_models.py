@@ -85,7 +85,7 @@ def test_tokenizer_training_killed_and_resumed(tmp_path):
     killed_at = _kill_after_checkpoint(args(tmp_path / "k"), tmp_path / "k" / "state",
                                        tmp_path / "k.log", 4)
     _finish(args(tmp_path / "k"), tmp_path / "k2.log")
-    assert f"resumed from" in (tmp_path / "k2.log").read_text()
+    assert "resumed from" in (tmp_path / "k2.log").read_text()
     _finish(args(tmp_path / "u"), tmp_path / "u.log")
     _same_weights(tmp_path / "k" / "model.safetensors", tmp_path / "u" / "model.safetensors")
     _same_metrics(tmp_path / "k" / "metrics.parquet", tmp_path / "u" / "metrics.parquet", 4)

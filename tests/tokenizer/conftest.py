@@ -102,7 +102,8 @@ def tiny_model():
     from dplm2.tokenizer.model import StructureTokenizer
 
     torch.manual_seed(0)
-    return StructureTokenizer(ModelConfig.from_dict(dict(**TINY_MODEL)), LossConfig.from_dict(dict(frac_per_sample_entropy=0.5)))
+    return StructureTokenizer(ModelConfig.from_dict(dict(**TINY_MODEL)),
+                              LossConfig.from_dict(dict(frac_per_sample_entropy=0.5)))
 
 
 def random_rigid(seed: int) -> tuple[np.ndarray, np.ndarray]:

@@ -1,9 +1,9 @@
 """The paper's tokenizer recipe: ESM-IF1's pretrained encoder, frozen, with the rest trained.
 
 A tiny fair-esm ESM-IF1 checkpoint (``{"args": Namespace, "model": {"encoder.*", "decoder.*"}}``,
-the layout of ``esm_if1_gvp4_t16_142M_UR50.pt``, read back by fair-esm's own loader) is written by the test, served over HTTP from
-127.0.0.1 and fetched with ``dplm2 tokenizer fetch-encoder``; training must leave the encoder's
-weights untouched and change the rest.
+the layout of ``esm_if1_gvp4_t16_142M_UR50.pt``, read back by fair-esm's own loader) is written by
+the test, served over HTTP from 127.0.0.1 and fetched with ``dplm2 tokenizer fetch-encoder``;
+training must leave the encoder's weights untouched and change the rest.
 """
 
 from __future__ import annotations

@@ -261,7 +261,7 @@ def ref_post_quant(raw: dict, bits: torch.Tensor) -> torch.Tensor:
         ang = pos[:, None] * raw[p + "self_attn.rot_emb.inv_freq"][None]  # [L, hd/2]
         cos, sin = ang.cos()[None, :, None], ang.sin()[None, :, None]
 
-        def rot(t):  # rotate (t1, t2) halves by the angle
+        def rot(t, cos=cos, sin=sin):  # rotate (t1, t2) halves by the angle
             t1, t2 = t[..., : hd // 2], t[..., hd // 2:]
             return torch.cat([t1 * cos - t2 * sin, t2 * cos + t1 * sin], -1)
 

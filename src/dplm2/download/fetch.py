@@ -61,7 +61,7 @@ def _no_connection(exc: requests.RequestException) -> bool:
         return True
     if not isinstance(exc, requests.ConnectionError):
         return False
-    from urllib3.exceptions import NewConnectionError  # noqa: PLC0415 (NameResolutionError too)
+    from urllib3.exceptions import NewConnectionError
 
     reason = getattr(exc.args[0], "reason", None) if exc.args else None
     return isinstance(reason, NewConnectionError)

@@ -161,7 +161,7 @@ def read_inputs(
             raise StructureFilesError(failures, n_structures,
                                       "Pass --skip-bad-structures to leave them out (they are "
                                       "listed in the output's metadata, skipped_inputs).")
-        for path, reason in failures:
+        for _path, reason in failures:
             log.warning("skipped %s", reason)
         skipped.extend(failures)
     seen: dict[str, str] = {}

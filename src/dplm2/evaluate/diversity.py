@@ -232,8 +232,8 @@ def diversity_table(
     threads: int = 1,
 ):
     """One row per sample: ``inner_tm`` (mean TM to the other samples of its length, normalised
-    by this sample; null when it is alone at its length), ``designable`` and ``cluster`` (label among the designable samples, null
-    for the others), ``cluster_backend`` and ``folding_backend``.
+    by this sample; null when it is alone at its length), ``designable`` and ``cluster`` (label
+    among the designable samples, null for the others), ``cluster_backend`` and ``folding_backend``.
 
     The per-length inner-TM of the paper is the mean of ``inner_tm`` over a length group; the
     number of clusters is the number of distinct ``cluster`` labels (see ``summary``).

@@ -17,7 +17,6 @@ be emitted is the sampler's ``banned`` setting.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import logging
 import os
 import subprocess

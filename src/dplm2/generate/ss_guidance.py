@@ -289,7 +289,8 @@ def build_table(
     sha, codebook_size = shas.pop(), int(sizes.pop())
     tokens = pl.concat(frames)
     if tokens["id"].is_duplicated().any():
-        raise ValueError(f"token shards repeat chain ids: {tokens.filter(pl.col('id').is_duplicated())['id'].head(3).to_list()}")
+        repeated = tokens.filter(pl.col("id").is_duplicated())["id"].head(3).to_list()
+        raise ValueError(f"token shards repeat chain ids: {repeated}")
     row_of = {cid: i for i, cid in enumerate(tokens["id"].to_list())}
     col = tokens["struct_tokens"]
 

@@ -146,7 +146,7 @@ def from_structures(paths: Sequence[str | os.PathLike], tokenize,
         files, skip_bad=skipped is not None,
         hint="Pass --skip-bad-structures to leave them out (they are listed in samples.parquet's "
              "metadata, skipped_inputs).")
-    for path, reason in failures:
+    for _path, reason in failures:
         log.warning("skipped %s", reason)
     if skipped is not None:
         skipped.extend(failures)

@@ -17,17 +17,17 @@ def read_tensor_file(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     Lightning-style ``{"state_dict": ...}`` wrapper is unwrapped. ``ValueError`` naming the file
     when it cannot be read or is not a flat, non-empty name -> tensor mapping.
     """
-    import torch  # noqa: PLC0415
+    import torch
 
     path = Path(path)
     try:
         if path.suffix == ".safetensors":
-            from safetensors.torch import load_file  # noqa: PLC0415
+            from safetensors.torch import load_file
 
             state = load_file(str(path))
         else:
             state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 -- unpickling errors come in many types
+    except Exception as exc:
         raise ValueError(f"{path}: not a readable tensors-only checkpoint ({exc})") from exc
     if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
         state = state["state_dict"]  # a training checkpoint

@@ -20,7 +20,7 @@ import os
 import struct
 from pathlib import Path
 
-from dplm2.io.atomic import atomic_write_text, io_error  # noqa: F401 (re-exported)
+from dplm2.io.atomic import atomic_write_text, io_error
 from dplm2.io.hashing import sha256_file
 
 SUFFIX = ".sha256"

@@ -14,7 +14,7 @@ import copy
 import dataclasses
 import logging
 
-from dplm2.config import ConfigError, StageConfig
+from dplm2.config import StageConfig
 
 log = logging.getLogger(__name__)
 

@@ -31,7 +31,7 @@ from pathlib import Path
 
 import torch
 
-from dplm2.config import ConfigError, StageConfig
+from dplm2.config import StageConfig
 from dplm2.io import atomic_path, atomic_write_text
 from dplm2.lm.model import (
     TOKEN_DROPOUT_PASSES,
@@ -156,7 +156,6 @@ def build_bit_model(cfg: InitConfig):
     an ESM-family checkpoint (DPLM / ESM2: the reference's ``train_from_dplm``, loaded with
     ``strict=False``) with a new structure head, ``quant2emb`` and special vectors, or a bit
     checkpoint (ours or released) as it is."""
-    from transformers import EsmForMaskedLM
 
     from dplm2.lm import bit
 

@@ -21,7 +21,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
-import polars as pl
 import pyarrow as pa
 from tqdm import tqdm
 

@@ -1,11 +1,12 @@
 """Residue-level arrays of a model's first structure, from gemmi (text) or biotite (BinaryCIF).
 
 :class:`ResidueTable` holds, per residue of the first model in file order, the chain id, name,
-number, insertion code, HETATM flag, backbone coordinates ``[R, 4, 3]`` (N, CA, C, O; NaN = missing) and a B-factor (CA's, else the mean of
-the residue's atoms). Waters and residues of non-polymer entities (ligands, ions) are left out;
-polymer residues without any backbone atom (a fused chromophore such as CRO/NRQ) stay, with
-NaN coordinates, so the reader can say what it removed. The reader builds chains from the
-table whatever the file format, so both back ends give identical chains (tested).
+number, insertion code, HETATM flag, backbone coordinates ``[R, 4, 3]`` (N, CA, C, O; NaN =
+missing) and a B-factor (CA's, else the mean of the residue's atoms). Waters and residues of
+non-polymer entities (ligands, ions) are left out; polymer residues without any backbone atom (a
+fused chromophore such as CRO/NRQ) stay, with NaN coordinates, so the reader can say what it
+removed. The reader builds chains from the table whatever the file format, so both back ends
+give identical chains (tested).
 
 Entities: mmCIF/BinaryCIF files say which entity each atom belongs to (``label_entity_id`` and
 ``_entity.type``); for PDB-format files (and mmCIF without entity records) gemmi's

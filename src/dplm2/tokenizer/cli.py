@@ -90,15 +90,15 @@ def _params(text: str, cls, where: str):
 
 
 def _threads(n: int | None) -> None:
-    import torch  # noqa: PLC0415
+    import torch
 
     if n:
         torch.set_num_threads(n)
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from dplm2.tokenizer.config import TokenizerConfig  # noqa: PLC0415
-    from dplm2.tokenizer.train import train_tokenizer  # noqa: PLC0415
+    from dplm2.tokenizer.config import TokenizerConfig
+    from dplm2.tokenizer.train import train_tokenizer
 
     cfg = _params(args.params, TokenizerConfig, "tokenizer")
     _threads(args.threads)
@@ -108,8 +108,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_fetch_encoder(args: argparse.Namespace) -> int:
-    from dplm2.download.fetch import FetchError  # noqa: PLC0415
-    from dplm2.tokenizer.gvp import ESM_IF1_URL, fetch_checkpoint  # noqa: PLC0415
+    from dplm2.download.fetch import FetchError
+    from dplm2.tokenizer.gvp import ESM_IF1_URL, fetch_checkpoint
 
     try:
         fetch_checkpoint(args.url or ESM_IF1_URL, args.out)
@@ -119,15 +119,15 @@ def cmd_fetch_encoder(args: argparse.Namespace) -> int:
 
 
 def cmd_tokenize(args: argparse.Namespace) -> int:
-    from dplm2.tokenizer.config import TokenizeConfig  # noqa: PLC0415
-    from dplm2.tokenizer.hub import load_tokenizer  # noqa: PLC0415
-    from dplm2.tokenizer.tokenize import tokenize_files, tokenize_shard  # noqa: PLC0415
+    from dplm2.tokenizer.config import TokenizeConfig
+    from dplm2.tokenizer.hub import load_tokenizer
+    from dplm2.tokenizer.tokenize import tokenize_files, tokenize_shard
 
     cfg = _params(args.params, TokenizeConfig, "tokenizer.tokenize")
     _threads(args.threads)
     device = cfg.resolve_device()
     if args.structures:
-        from dplm2.structure.files import find_structure_files  # noqa: PLC0415
+        from dplm2.structure.files import find_structure_files
 
         find_structure_files(args.structures)  # bad paths fail before the model loads
     model, sha = load_tokenizer(args.tokenizer, device=device)
@@ -140,9 +140,9 @@ def cmd_tokenize(args: argparse.Namespace) -> int:
 
 
 def cmd_detokenize(args: argparse.Namespace) -> int:
-    from dplm2.tokenizer.config import TokenizeConfig  # noqa: PLC0415
-    from dplm2.tokenizer.detokenize import detokenize_shard  # noqa: PLC0415
-    from dplm2.tokenizer.hub import load_tokenizer  # noqa: PLC0415
+    from dplm2.tokenizer.config import TokenizeConfig
+    from dplm2.tokenizer.detokenize import detokenize_shard
+    from dplm2.tokenizer.hub import load_tokenizer
 
     cfg = _params(args.params, TokenizeConfig, "tokenizer.tokenize")
     _threads(args.threads)
@@ -153,7 +153,7 @@ def cmd_detokenize(args: argparse.Namespace) -> int:
 
 
 def cmd_import_official(args: argparse.Namespace) -> int:
-    from dplm2.tokenizer.official import import_official_tokenizer  # noqa: PLC0415
+    from dplm2.tokenizer.official import import_official_tokenizer
 
     import_official_tokenizer(args.source, args.out, cache_dir=args.cache_dir)
     return 0

@@ -153,7 +153,7 @@ class TokenizeConfig(StageConfig):
 
     def resolve_device(self) -> str:
         """The torch device string to use."""
-        import torch  # noqa: PLC0415
+        import torch
 
         if self.device == "auto":
             return "cuda" if torch.cuda.is_available() else "cpu"

@@ -99,7 +99,8 @@ def crop_window(length: int, crop: int, rng: np.random.Generator) -> tuple[int, 
     return start, start + crop
 
 
-def collate(records: Sequence[ChainRecord], windows: Sequence[tuple[int, int]] | None = None) -> dict[str, torch.Tensor]:
+def collate(records: Sequence[ChainRecord],
+            windows: Sequence[tuple[int, int]] | None = None) -> dict[str, torch.Tensor]:
     """Pad chains (optionally cropped to ``windows``) into a batch dict.
 
     Returns ``coords [B, L, 4, 3]`` float32 (0 where missing), ``atom_mask [B, L, 4]`` bool,

@@ -43,7 +43,7 @@ def init_esmfold_modules(module: nn.Module) -> None:
     config are used (EsmFoldLinear init modes, IPA head weights, zeroed triangular-block
     outputs); other layers keep PyTorch's defaults.
     """
-    from transformers.models.esm import modeling_esmfold as mf  # noqa: PLC0415
+    from transformers.models.esm import modeling_esmfold as mf
 
     kinds = (mf.EsmFoldLinear, mf.EsmFoldInvariantPointAttention,
              mf.EsmFoldTriangularSelfAttentionBlock)
@@ -184,7 +184,7 @@ class PostQuantizer(nn.Module):
 
 
 def _trunk_config(cfg: ModelConfig):
-    from transformers.models.esm.configuration_esm import (  # noqa: PLC0415
+    from transformers.models.esm.configuration_esm import (
         StructureModuleConfig,
         TrunkConfig,
     )
@@ -209,14 +209,14 @@ class StructureDecoder(nn.Module):
 
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
-        from transformers.models.esm.modeling_esmfold import EsmFoldingTrunk  # noqa: PLC0415
+        from transformers.models.esm.modeling_esmfold import EsmFoldingTrunk
 
         self.cfg = cfg
         self.post = PostQuantizer(cfg)
         self.trunk = EsmFoldingTrunk(_trunk_config(cfg))
         self.seq_to_pair = None
         if cfg.pair_from_sequence:
-            from transformers.models.esm.modeling_esmfold import (  # noqa: PLC0415
+            from transformers.models.esm.modeling_esmfold import (
                 EsmFoldSequenceToPair,
             )
 

@@ -67,7 +67,7 @@ def decode_tokens(model: StructureTokenizer, tokens: Sequence[int] | np.ndarray,
 
 def write_decoded(decoded: DecodedChain, path: str | os.PathLike, chain_id: str = "A") -> Path:
     """Write a decoded chain as PDB or mmCIF (by suffix), pLDDT in the B-factor column."""
-    from dplm2.structure import write_backbone  # noqa: PLC0415
+    from dplm2.structure import write_backbone
 
     write_backbone(path, decoded.backbone, decoded.sequence, bfactors=decoded.plddt,
                    chain_id=chain_id)
@@ -84,7 +84,7 @@ def detokenize_shard(
     device: str | torch.device = "cpu",
 ) -> list[Path]:
     """Decode chains of a token shard into ``out_dir/<id>.<fmt>``; returns the written paths."""
-    from dplm2.tokenizer.tokenize import read_token_shard  # noqa: PLC0415
+    from dplm2.tokenizer.tokenize import read_token_shard
 
     if fmt not in FORMATS:
         raise ValueError(f"format must be one of {sorted(FORMATS)}, got {fmt!r}")

@@ -135,7 +135,7 @@ def tm_score(pred_ca: np.ndarray, true_ca: np.ndarray) -> float:
 
     Uses TM-align (tmtools) on poly-Ala sequences, as the evaluation stage does.
     """
-    import tmtools  # noqa: PLC0415 - optional heavy import
+    import tmtools
 
     seq = "A" * len(true_ca)
     res = tmtools.tm_align(pred_ca.astype(np.float64), true_ca.astype(np.float64), seq, seq)

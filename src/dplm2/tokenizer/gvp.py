@@ -71,7 +71,7 @@ class FairEsmUnavailable(ImportError):
 def _scatter_module() -> types.ModuleType:
     """Stand-in for ``torch_scatter`` with the two functions fair-esm imports (same signature
     as torch_scatter's), computed by torch_geometric's pure-PyTorch ``scatter``."""
-    from torch_geometric.utils import scatter as pyg_scatter  # noqa: PLC0415
+    from torch_geometric.utils import scatter as pyg_scatter
 
     def scatter(src, index, dim=-1, out=None, dim_size=None, reduce="sum"):
         if out is not None:
@@ -99,12 +99,12 @@ def import_fair_esm() -> tuple[Any, Any]:
             f": {INSTALL_HINT}")
     if "torch_scatter" not in sys.modules and importlib.util.find_spec("torch_scatter") is None:
         sys.modules["torch_scatter"] = _scatter_module()
-    import biotite.structure as struc  # noqa: PLC0415
+    import biotite.structure as struc
 
     if not hasattr(struc, "filter_backbone"):
         struc.filter_backbone = struc.filter_peptide_backbone
-    from esm.data import Alphabet  # noqa: PLC0415
-    from esm.inverse_folding.gvp_transformer_encoder import (  # noqa: PLC0415
+    from esm.data import Alphabet
+    from esm.inverse_folding.gvp_transformer_encoder import (
         GVPTransformerEncoder as FairEsmEncoder,
     )
 
@@ -204,12 +204,12 @@ class GVPTransformerEncoder(nn.Module):
         open-source names; its ``encoder`` is copied into this one (the decoder is not used).
         ``ValueError`` naming the file when it is not such a checkpoint or its sizes differ.
         """
-        import esm.pretrained  # noqa: PLC0415  (import_fair_esm ran in __init__)
+        import esm.pretrained
 
         try:
             with torch.serialization.safe_globals([argparse.Namespace]):
                 data = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as exc:  # noqa: BLE001 -- unpickling errors come in many types
+        except Exception as exc:
             raise ValueError(f"{path}: not a readable fair-esm checkpoint ({exc})") from exc
         if not (isinstance(data, dict) and isinstance(data.get("args"), argparse.Namespace)
                 and isinstance(data.get("model"), dict)
@@ -225,11 +225,11 @@ class GVPTransformerEncoder(nn.Module):
 def fetch_checkpoint(url: str, dest: str | os.PathLike) -> Path:
     """Download ``url`` (http(s) or file://) to ``dest`` atomically, with the download stage's
     timeouts and retries (:class:`dplm2.download.fetch.Fetcher`) and a byte progress bar."""
-    from tqdm.auto import tqdm  # noqa: PLC0415
+    from tqdm.auto import tqdm
 
-    from dplm2.download.config import HttpConfig  # noqa: PLC0415
-    from dplm2.download.fetch import Fetcher  # noqa: PLC0415
-    from dplm2.io import atomic_path  # noqa: PLC0415
+    from dplm2.download.config import HttpConfig
+    from dplm2.download.fetch import Fetcher
+    from dplm2.io import atomic_path
 
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)

@@ -41,7 +41,7 @@ MODEL_TYPE = "dplm2-structure-tokenizer"
 def save_tokenizer(model: StructureTokenizer, folder: str | os.PathLike) -> Path:
     """Write ``model.safetensors`` (+ its ``.sha256``, :mod:`dplm2.io.weights`) and
     ``config.json`` into ``folder`` (each atomically)."""
-    from safetensors.torch import save_model  # noqa: PLC0415
+    from safetensors.torch import save_model
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -75,7 +75,7 @@ def resolve_files(name_or_path: str | os.PathLike, cache_dir: str | None = None)
     if name.count("/") != 1 or name.startswith((".", "/")):
         raise FileNotFoundError(f"{name}: neither an existing folder nor a hub id 'owner/name'")
     repo, _, revision = name.partition("@")
-    from huggingface_hub import hf_hub_download  # noqa: PLC0415
+    from huggingface_hub import hf_hub_download
 
     log.info("fetching %s and %s from the hub repository %s", CONFIG_NAME, WEIGHTS_NAME, repo)
     files = [Path(hf_hub_download(repo, fname, revision=revision or None, cache_dir=cache_dir))
@@ -113,9 +113,9 @@ def load_tokenizer(
     sha256 : str
         Hash of the weights file (written into token shards' metadata).
     """
-    from safetensors.torch import load_model  # noqa: PLC0415
+    from safetensors.torch import load_model
 
-    from dplm2.tokenizer import official  # noqa: PLC0415
+    from dplm2.tokenizer import official
 
     path = Path(name_or_path)
     name = str(name_or_path)
@@ -126,7 +126,7 @@ def load_tokenizer(
     try:
         cfg_path, weights = resolve_files(name_or_path, cache_dir)
     except Exception as exc:
-        from huggingface_hub.errors import (  # noqa: PLC0415
+        from huggingface_hub.errors import (
             EntryNotFoundError,
             LocalEntryNotFoundError,
         )

@@ -70,7 +70,7 @@ def backbone_fape(out: dict, coords: torch.Tensor, mask: torch.Tensor, clamp: fl
     Frames: the predicted backbone frames of each block vs. frames built from the true N, CA, C;
     points: the N, CA, C atoms (atom14 slots 0-2) of each block.
     """
-    from transformers.models.esm.openfold_utils import Rigid  # noqa: PLC0415
+    from transformers.models.esm.openfold_utils import Rigid
 
     true_rot, true_trans = backbone_frames(coords, mask)
     b, l = mask.shape

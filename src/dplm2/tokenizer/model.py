@@ -24,7 +24,7 @@ from dplm2.tokenizer.quantizer import Quantizer, QuantizerOutput
 def build_encoder(cfg: ModelConfig) -> nn.Module:
     """The encoder ``cfg.encoder`` names (``esm_if1`` imports fair-esm here)."""
     if cfg.encoder == "esm_if1":
-        from dplm2.tokenizer.gvp import GVPTransformerEncoder  # noqa: PLC0415
+        from dplm2.tokenizer.gvp import GVPTransformerEncoder
 
         return GVPTransformerEncoder(cfg)
     return LocalFrameEncoder(cfg)

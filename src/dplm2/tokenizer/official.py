@@ -176,7 +176,7 @@ def resolve_official_tokenizer(
     name = str(name_or_path)
     if not is_hub_id(name):
         raise FileNotFoundError(f"{name}: neither a tokenizer folder nor a hub id 'owner/name'")
-    from huggingface_hub import hf_hub_download  # noqa: PLC0415
+    from huggingface_hub import hf_hub_download
 
     repo, _, revision = name.partition("@")
     kw = dict(revision=revision or None, cache_dir=cache_dir)
@@ -197,7 +197,7 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, torch.Tensor]:
 
 def read_official_config(path: str | os.PathLike) -> dict[str, Any]:
     """The ``VQModel`` arguments of a released ``config.yaml`` (top level or under ``model``)."""
-    import yaml  # noqa: PLC0415
+    import yaml
 
     path = Path(path)
     try:
@@ -379,7 +379,7 @@ def _encoder_sizes(state: dict[str, torch.Tensor], encoder_dim: int,
     """ModelConfig fields of the ESM-IF1 encoder, read from ``encoder.encoder.*`` with ``dim``
     (:func:`config_from_official`'s size reader; ESM-IF1's defaults where the checkpoint has
     none of them: decoding never builds the encoder)."""
-    from dplm2.tokenizer import gvp  # noqa: PLC0415
+    from dplm2.tokenizer import gvp
 
     sizes: dict[str, Any] = {"encoder": "esm_if1", "encoder_dim": encoder_dim,
                              "encoder_heads": gvp.ESM_IF1_HEADS,
@@ -474,7 +474,7 @@ def load_official_tokenizer(
     raw = read_official_config(files.config)
     state = read_checkpoint(files.weights)
     cfg = config_from_official(state, raw, str(files.weights), str(files.config))
-    from dplm2.tokenizer.gvp import FairEsmUnavailable, import_fair_esm  # noqa: PLC0415
+    from dplm2.tokenizer.gvp import FairEsmUnavailable, import_fair_esm
 
     stand_in = None
     if not has_encoder(state):
@@ -514,8 +514,8 @@ def import_official_tokenizer(
     ``model.safetensors``, as a trained one, plus ``released_from.json``: source and checkpoint
     hash). Needs the encoder (fair-esm installed, encoder tensors present): a folder in our
     layout must tokenize. Each file is written atomically."""
-    from dplm2.io import atomic_write_text  # noqa: PLC0415
-    from dplm2.tokenizer.hub import save_tokenizer  # noqa: PLC0415
+    from dplm2.io import atomic_write_text
+    from dplm2.tokenizer.hub import save_tokenizer
 
     model, sha = load_official_tokenizer(source, cache_dir=cache_dir)
     if isinstance(model.encoder, ReleasedEncoderUnavailable):

@@ -149,7 +149,7 @@ class Quantizer(nn.Module):
 
     def __init__(self, cfg: ModelConfig, loss: LossConfig | None = None) -> None:
         super().__init__()
-        from vector_quantize_pytorch import LFQ  # noqa: PLC0415
+        from vector_quantize_pytorch import LFQ
 
         loss = loss or LossConfig.from_dict()
         d, bits = cfg.encoder_dim, cfg.codebook_bits

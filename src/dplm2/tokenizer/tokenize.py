@@ -90,7 +90,7 @@ def tokenize_files(
         found.files, skip_bad=skip_bad, source="pdb",
         hint="Pass --skip-bad-structures to leave them out (they are listed in the shard's "
              "metadata, skipped_inputs).")
-    for path, reason in failures:
+    for _path, reason in failures:
         log.warning("skipped %s", reason)
     records = [ChainRecord(c, "files", None) for e in entries for c in e.chains]
     ids = [r.id for r in records]

@@ -98,8 +98,8 @@ def train_tokenizer(
     the paper; everything after it trains.
     """
     encoder_file = _encoder_file(cfg, encoder_checkpoint)
-    from dplm2.train import Trainer, dist_env, hardware_info  # noqa: PLC0415
-    from dplm2.tokenizer.data import TrainBatches  # noqa: PLC0415
+    from dplm2.train import Trainer, dist_env, hardware_info
+    from dplm2.tokenizer.data import TrainBatches
 
     out_dir = Path(out_dir)
     t0 = time.time()
