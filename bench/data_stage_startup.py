@@ -22,7 +22,7 @@ from pathlib import Path
 
 import polars as pl
 
-from gather_memory import measure  # bench/ is on sys.path when this script runs
+from gather_memory import measure, sources_at  # bench/ is on sys.path when this script runs
 
 REPO = Path(__file__).resolve().parents[1]
 STRUCTURE = REPO / "tests" / "data" / "structures" / "1aki.cif.gz"
@@ -62,12 +62,7 @@ def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory(prefix="dplm2-bench-startup-") as tmp:
         tmp = Path(tmp)
-        old = tmp / "before"
-        old.mkdir()
-        archive = subprocess.run(["git", "-C", str(REPO), "archive", args.before, "src"],
-                                 check=True, capture_output=True).stdout
-        subprocess.run(["tar", "-x", "-C", str(old)], input=archive, check=True)
-        sources = {f"before ({args.before})": old / "src", "now": REPO / "src"}
+        sources = {f"before ({args.before})": sources_at(args.before, tmp / "before"), "now": REPO / "src"}
         for name, cmd in cases(tmp).items():
             for label, src in sources.items():
                 env = {**os.environ, "PYTHONPATH": str(src), "OMP_NUM_THREADS": "1"}

@@ -98,6 +98,15 @@ def measure(cmd: list[str], env: dict | None = None) -> dict:
     return {k: round(v, 2) for k, v in r.items()}
 
 
+def sources_at(rev: str, folder: Path) -> Path:
+    """The ``src/`` of git revision ``rev`` (``git archive``), extracted under ``folder``."""
+    folder.mkdir()
+    archive = subprocess.run(["git", "-C", str(REPO), "archive", rev, "src"],
+                             check=True, capture_output=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(folder)], input=archive, check=True)
+    return folder / "src"
+
+
 def run_gather(src: Path, parsed: list[Path], outdir: Path, n_shards: int) -> dict:
     env = {**os.environ, "PYTHONPATH": str(src), "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "dplm2.cli", "process", "gather", "--parsed", *map(str, parsed),
@@ -122,12 +131,7 @@ def main() -> None:
         tmp = Path(tmp)
         sources = {"now": REPO / "src"}
         if args.before:
-            old = tmp / "before"
-            old.mkdir()
-            archive = subprocess.run(["git", "-C", str(REPO), "archive", args.before, "src"],
-                                     check=True, capture_output=True).stdout
-            subprocess.run(["tar", "-x", "-C", str(old)], input=archive, check=True)
-            sources = {f"before ({args.before})": old / "src", **sources}
+            sources = {f"before ({args.before})": sources_at(args.before, tmp / "before"), **sources}
         tpl = template(tmp)
         print(f"template: {tpl.num_rows} real chains, mean length "
               f"{np.mean(tpl.column('length').to_numpy()):.0f}", flush=True)
