@@ -7,7 +7,7 @@ import subprocess
 
 import numpy as np
 import pytest
-from .helpers import DATA, backbone, chain, random_rigid
+from tests.evaluate.helpers import DATA, backbone, chain, random_rigid
 
 from dplm2.structure.compare import (
     backbone_rmsd,
