@@ -186,3 +186,22 @@ def test_reference_with_unobserved_residues_is_paired_by_residue_number(tmp_path
     assert r["rmsd"] < 1e-2 and r["tm"] > 0.97
     with pytest.raises(ValueError, match="cannot pair residues"):
         reference_backbone(row, 50)
+
+
+def test_designable_samples_by_each_rule_and_stale_table():
+    from dplm2.evaluate.diversity import designable_samples
+
+    samples = pl.DataFrame({"sample_id": ["s2", "s0", "s1"]})
+    sc = pl.DataFrame({"sample_id": ["s0", "s1", "s2"], "designable_sctm": [True, True, False],
+                       "designable_scrmsd": [True, False, True],
+                       "folding_backend": ["esmfold", "esmfold", "dplm2"]})
+    expect = {"sctm": [False, True, True], "scrmsd": [True, True, False],
+              "both": [False, True, False], "all": [True, True, True]}
+    for rule, want in expect.items():
+        assert designable_samples(samples, sc, rule) == (want, "dplm2,esmfold")
+    with pytest.raises(ValueError, match="designable_by must be one of"):
+        designable_samples(samples, sc, "plddt")
+    with pytest.raises(ValueError, match="sc.parquet: samples missing from it"):
+        designable_samples(samples, sc.head(2), "sctm", source="sc.parquet")
+    with pytest.raises(ValueError, match="not a self-consistency table"):
+        designable_samples(samples, sc.drop("folding_backend"), "sctm")

@@ -144,3 +144,12 @@ def test_cli_parts_and_merge_equal_single_job(tmp_path):
     assert dplm2_main(["evaluate", "novelty-merge", *base, "--part-tables", *parts[:2],
                        "--out", str(tmp_path / "x.parquet")]) == 2
     assert not (tmp_path / "x.parquet").exists()
+    # parts made from other samples (another config hash) are refused
+    from dplm2.evaluate.novelty import merge_part_files
+    from dplm2.evaluate.samples import read_samples
+
+    samples = read_samples(s, "cogen")
+    with pytest.raises(ValueError, match="part-0.parquet: made from other samples"):
+        merge_part_files(samples, parts, "another-config")
+    with pytest.raises(ValueError, match=r"needs parts 0..2 of 3 once each"):
+        merge_part_files(samples, [parts[0], parts[0], parts[2]], None)

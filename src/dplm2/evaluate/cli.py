@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import logging
 
+from dplm2.evaluate.config import TASK_METRICS
+
 log = logging.getLogger("dplm2.evaluate")
 
-TASK_CHOICES = ("cogen", "folding", "inverse_folding", "scaffold", "ss_cogen")
 
 
 def register(subparsers) -> None:
@@ -27,7 +28,7 @@ def register(subparsers) -> None:
         if samples:
             c.add_argument("--samples", required=True, help="results/generate/{task}/samples.parquet")
         if task:
-            c.add_argument("--task", required=True, choices=TASK_CHOICES)
+            c.add_argument("--task", required=True, choices=sorted(TASK_METRICS))
         if params:
             c.add_argument("--params", default="{}", help="JSON of the config sub-section")
         c.set_defaults(func=func)
@@ -123,30 +124,16 @@ def _refold(args) -> int:
     return 0
 
 
-def _designed_of(task: str):
-    import numpy as np
-
-    from dplm2.evaluate.samples import reference_backbone, sample_structure
-
-    if task == "inverse_folding":
-        def designed(row):
-            return np.asarray(reference_backbone(row, int(row["length"])), dtype=np.float64)
-        return designed
-    if task == "folding":
-        raise ValueError("self-consistency is not a folding-task metric (use fold-accuracy)")
-    return sample_structure
-
-
 def _self_consistency(args) -> int:
     from dplm2.evaluate.config import SelfConsistencyConfig
     from dplm2.evaluate.refold import read_refold
     from dplm2.evaluate.samples import read_samples
-    from dplm2.evaluate.self_consistency import self_consistency_table
+    from dplm2.evaluate.self_consistency import designed_structure, self_consistency_table
     from dplm2.io import write_parquet
 
     cfg = SelfConsistencyConfig.from_json(args.params, "evaluate.self_consistency")
     samples = read_samples(args.samples, args.task)
-    table = self_consistency_table(samples, read_refold(args.refold), _designed_of(args.task), cfg)
+    table = self_consistency_table(samples, read_refold(args.refold), designed_structure(args.task), cfg)
     write_parquet(table, args.out, {"stage": "evaluate.self_consistency", **_meta(args)})
     _log_mean(table, ("sctm", "scrmsd_ca", "designable_sctm", "designable_scrmsd"))
     return 0
@@ -180,32 +167,23 @@ def _recovery(args) -> int:
 
 
 def _diversity(args) -> int:
-    import polars as pl
-
     from dplm2.evaluate.config import DiversityConfig
-    from dplm2.evaluate.diversity import diversity_table
+    from dplm2.evaluate.diversity import designable_samples, diversity_table
     from dplm2.evaluate.samples import read_samples, resolve, sample_structure
     from dplm2.io import read_parquet_checked, write_parquet
 
     cfg = DiversityConfig.from_json(args.params, "evaluate.diversity")
     samples = read_samples(args.samples, args.task)
-    sc = read_parquet_checked(args.self_consistency,
-                              ["sample_id", "designable_sctm", "designable_scrmsd", "folding_backend"])
-    joined = samples.join(sc.select("sample_id", "designable_sctm", "designable_scrmsd",
-                                    "folding_backend"), on="sample_id", how="left")
-    if joined["designable_sctm"].null_count():
-        raise ValueError(f"{args.self_consistency}: missing samples of {args.samples} (stale?)")
-    rule = {"sctm": pl.col("designable_sctm"), "scrmsd": pl.col("designable_scrmsd"),
-            "both": pl.col("designable_sctm") & pl.col("designable_scrmsd"),
-            "all": pl.lit(True)}[cfg.designable_by]
-    designable = joined.with_columns(rule.alias("d"))["d"].to_list()
+    designable, folding_backend = designable_samples(
+        samples, read_parquet_checked(args.self_consistency), cfg.designable_by,
+        source=args.self_consistency)
     rows = list(samples.iter_rows(named=True))
     structures = [sample_structure(r) for r in rows]
     paths = [str(resolve(r["pdb_path"], r["_base"])) for r in rows]
     table = diversity_table(
         samples, structures, designable, threshold=cfg.tm_threshold, linkage=cfg.linkage,
         backend=cfg.backend, pdb_paths=paths, foldseek_binary=cfg.foldseek_binary,
-        folding_backend=",".join(sorted(set(joined["folding_backend"].to_list()))),
+        folding_backend=folding_backend,
         threads=args.threads,
     )
     write_parquet(table, args.out, {"stage": "evaluate.diversity", **_meta(args)})
@@ -234,18 +212,14 @@ def _novelty(args) -> int:
 
 def _novelty_part(args) -> int:
     from dplm2.evaluate.config import NoveltyConfig
-    from dplm2.evaluate.novelty import count_references, load_reference_range, novelty_part, part_bounds
+    from dplm2.evaluate.novelty import novelty_part, reference_part
     from dplm2.evaluate.samples import read_samples, sample_structure
     from dplm2.io import write_parquet
 
     cfg = NoveltyConfig.from_json(args.params, "evaluate.novelty")
     samples = read_samples(args.samples, args.task)
-    counts = count_references(args.chains, cfg.split)
-    total = sum(counts) if cfg.max_references is None else min(sum(counts), cfg.max_references)
-    if total == 0:
-        raise ValueError(f"no {cfg.split!r} chains in {args.chains}")
-    start, stop = part_bounds(total, args.part, args.parts)
-    ids, index, refs = load_reference_range(args.chains, cfg.split, start, stop, counts)
+    total, start, stop, (ids, index, refs) = reference_part(args.chains, cfg.split, cfg.max_references,
+                                                            args.part, args.parts)
     log.info("novelty part %d/%d: references %d..%d of %d %s chains, %d processes",
              args.part + 1, args.parts, start, stop - 1, total, cfg.split, args.threads)
     structures = [sample_structure(r) for r in samples.iter_rows(named=True)]
@@ -261,22 +235,13 @@ def _novelty_part(args) -> int:
 
 
 def _novelty_merge(args) -> int:
-    from dplm2.evaluate.novelty import merge_parts
+    from dplm2.evaluate.novelty import merge_part_files
     from dplm2.evaluate.samples import read_samples
-    from dplm2.io import read_parquet_checked, read_parquet_metadata, write_parquet
+    from dplm2.io import write_parquet
 
     samples = read_samples(args.samples, args.task)
-    metas = [read_parquet_metadata(p) for p in args.part_tables]
-    want = _meta(args).get("samples_config")
-    seen = sorted(tuple(m.get("part", (-1, -1))) for m in metas)
+    table, metas = merge_part_files(samples, args.part_tables, _meta(args).get("samples_config"))
     n = len(args.part_tables)
-    if seen != [(k, n) for k in range(n)]:
-        raise ValueError(f"novelty-merge needs parts 0..{n - 1} of {n} once each, got {seen}")
-    for p, m in zip(args.part_tables, metas, strict=True):
-        if m.get("samples_config") != want:
-            raise ValueError(f"{p}: made from other samples than {args.samples} (stale part?)")
-    parts = [read_parquet_checked(p) for p in args.part_tables]
-    table = merge_parts(samples, parts, names=args.part_tables)
     write_parquet(table, args.out, {"stage": "evaluate.novelty", "parts": n,
                                     "n_references": metas[0].get("n_references"), **_meta(args)})
     _log_novelty(table)

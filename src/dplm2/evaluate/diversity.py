@@ -218,6 +218,31 @@ def _stem(name: str) -> str:
     return name.split(".")[0].split("_")[0]
 
 
+def designable_samples(samples, self_consistency, designable_by: str, source: str = "self-consistency table"
+                       ) -> tuple[list[bool], str]:
+    """Per sample (in the samples' order): designable or not, and the folding backend(s) that said so.
+
+    ``self_consistency`` is the self-consistency table of the same samples; a sample missing from it
+    is an error naming ``source`` (a stale table).
+    """
+    import polars as pl
+
+    need = ["sample_id", "designable_sctm", "designable_scrmsd", "folding_backend"]
+    missing = [c for c in need if c not in self_consistency.columns]
+    if missing:
+        raise ValueError(f"{source}: not a self-consistency table (missing {missing})")
+    joined = samples.select("sample_id").join(self_consistency.select(need), on="sample_id", how="left")
+    if joined["designable_sctm"].null_count():
+        raise ValueError(f"{source}: samples missing from it (stale?)")
+    rules = {"sctm": pl.col("designable_sctm"), "scrmsd": pl.col("designable_scrmsd"),
+             "both": pl.col("designable_sctm") & pl.col("designable_scrmsd"), "all": pl.lit(True)}
+    if designable_by not in rules:
+        raise ValueError(f"designable_by must be one of {sorted(rules)}, got {designable_by!r}")
+    rule = rules[designable_by]
+    designable = joined.with_columns(rule.alias("d"))["d"].to_list()
+    return designable, ",".join(sorted(set(joined["folding_backend"].to_list())))
+
+
 def diversity_table(
     samples,
     structures: Sequence[np.ndarray],

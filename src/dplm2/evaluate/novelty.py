@@ -259,6 +259,43 @@ def novelty_part(samples: pl.DataFrame, structures: Sequence[np.ndarray], ref_id
     )
 
 
+def reference_part(shards: Sequence[str | os.PathLike], split: str, max_references: int | None,
+                   part: int, parts: int
+                   ) -> tuple[int, int, int, tuple[list[str], list[int], list[np.ndarray]]]:
+    """References of novelty part ``part`` of ``parts``: ``(total, start, stop, (ids, indices, traces))``.
+
+    ``total`` = the ``split`` chains of the shards, capped at ``max_references``; the part holds
+    references ``start``..``stop - 1`` of them (:func:`part_bounds`).
+    """
+    counts = count_references(shards, split)
+    total = sum(counts) if max_references is None else min(sum(counts), max_references)
+    if total == 0:
+        raise ValueError(f"no {split!r} chains in {[str(s) for s in shards]}")
+    start, stop = part_bounds(total, part, parts)
+    return total, start, stop, load_reference_range(shards, split, start, stop, counts)
+
+
+def merge_part_files(samples: pl.DataFrame, paths: Sequence[str | os.PathLike],
+                     samples_config: str | None) -> tuple[pl.DataFrame, list[dict]]:
+    """Merge the part tables at ``paths`` (:func:`merge_parts`) after checking they are parts
+    ``0..n-1`` of ``n`` once each and made from the samples whose config hash is ``samples_config``.
+
+    Returns the novelty table and the parts' Parquet metadata.
+    """
+    from dplm2.io import read_parquet_checked, read_parquet_metadata
+
+    metas = [read_parquet_metadata(p) for p in paths]
+    seen = sorted(tuple(m.get("part", (-1, -1))) for m in metas)
+    n = len(paths)
+    if seen != [(k, n) for k in range(n)]:
+        raise ValueError(f"novelty-merge needs parts 0..{n - 1} of {n} once each, got {seen}")
+    for p, m in zip(paths, metas, strict=True):
+        if m.get("samples_config") != samples_config:
+            raise ValueError(f"{p}: made from other samples than the samples table (stale part?)")
+    parts = [read_parquet_checked(p) for p in paths]
+    return merge_parts(samples, parts, names=paths), metas
+
+
 def merge_parts(samples: pl.DataFrame, parts: Sequence[pl.DataFrame], backend: str = "none",
                 names: Sequence[str | Path] | None = None) -> pl.DataFrame:
     """The novelty table from the parts: one row per sample, ``pdb_tm``, ``nearest_id``.

@@ -83,6 +83,24 @@ def self_consistency(
     }
 
 
+def designed_structure(task: str) -> Callable[[dict], np.ndarray]:
+    """The designed backbone of a sample row of ``task``, which the refold is compared with.
+
+    The decoded structure for co-generation and scaffolding, the reference backbone for inverse
+    folding (its sequence was designed for that backbone). Folding has no self-consistency (its
+    metric is fold accuracy).
+    """
+    from dplm2.evaluate.samples import reference_backbone, sample_structure
+
+    if task == "inverse_folding":
+        def designed(row: dict) -> np.ndarray:
+            return np.asarray(reference_backbone(row, int(row["length"])), dtype=np.float64)
+        return designed
+    if task == "folding":
+        raise ValueError("self-consistency is not a folding-task metric (use fold-accuracy)")
+    return sample_structure
+
+
 def self_consistency_table(
     samples: pl.DataFrame,
     refolds: dict[str, FoldResult],
