@@ -89,14 +89,14 @@ def main() -> None:
 
     from dplm2.lm.data import Protein, make_batch
     from dplm2.lm.diffusion import DiffusionConfig
-    from dplm2.lm.model import DPLM2LM, ModelConfig
+    from dplm2.lm.model import DPLM2LM, TransformerConfig
     from dplm2.lm.train import diffusion_loss
     from dplm2.lm.vocab import N_AA, N_STRUCT, VOCAB_SIZE
 
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     bf16 = device.type == "cuda" and torch.cuda.is_bf16_supported()
     peak = matmul_peak(device, torch.bfloat16 if bf16 else torch.float32)
-    mcfg = ModelConfig.from_dict(dict(hidden_size=args.hidden, num_layers=args.layers, num_heads=args.heads,
+    mcfg = TransformerConfig.from_dict(dict(hidden_size=args.hidden, num_layers=args.layers, num_heads=args.heads,
                                       intermediate_size=args.ffn))
     torch.manual_seed(0)
     ours = DPLM2LM(EsmForMaskedLM(mcfg.esm_config())).to(device)

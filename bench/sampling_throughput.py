@@ -41,12 +41,12 @@ def build_model(args):
     """The LM to time: a saved one, or a random one of the requested size (and its runtime)."""
     from transformers import EsmForMaskedLM
 
-    from dplm2.generate.runtime import pick_device
-    from dplm2.lm.model import DPLM2LM, ModelConfig
+    from dplm2.train import pick_device
+    from dplm2.lm.model import DPLM2LM, TransformerConfig
 
     device = pick_device(args.device)
     if args.lm:
-        from dplm2.lm.official import load_lm
+        from dplm2.lm.load import load_lm
 
         lm = load_lm(args.lm)  # either objective, our layout or the released one
     elif args.objective == "bit":
@@ -57,7 +57,7 @@ def build_model(args):
                                                       4 * args.hidden)))
     else:
         torch.manual_seed(0)
-        cfg = ModelConfig.from_dict(dict(hidden_size=args.hidden, num_layers=args.layers, num_heads=args.heads,
+        cfg = TransformerConfig.from_dict(dict(hidden_size=args.hidden, num_layers=args.layers, num_heads=args.heads,
                                          intermediate_size=4 * args.hidden))
         lm = DPLM2LM(EsmForMaskedLM(cfg.esm_config()))
     lm = lm.to(device).eval()

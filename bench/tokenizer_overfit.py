@@ -56,12 +56,12 @@ MODEL = dict(
 
 def load_records():
     from dplm2.structure import read_chains
-    from dplm2.tokenizer.data import ChainRecord
+    from dplm2.tokenizer.data import ShardChain
 
     out = []
     for path, cid in CHAINS:
         chain = next(c for c in read_chains(path, source="pdb") if c.id == cid)
-        out.append(ChainRecord(chain, "pdb", "train"))
+        out.append(ShardChain(chain, "pdb", "train"))
     return out
 
 

@@ -18,10 +18,10 @@ def tiny_lm(hidden: int = 64, layers: int = 2, heads: int = 4, seed: int = 0):
     """A randomly initialised DPLM-2 (no training)."""
     from transformers import EsmForMaskedLM
 
-    from dplm2.lm.model import DPLM2LM, ModelConfig
+    from dplm2.lm.model import DPLM2LM, TransformerConfig
 
     torch.manual_seed(seed)
-    cfg = ModelConfig.from_dict(dict(hidden_size=hidden, num_layers=layers, num_heads=heads,
+    cfg = TransformerConfig.from_dict(dict(hidden_size=hidden, num_layers=layers, num_heads=heads,
                                      intermediate_size=2 * hidden))
     return DPLM2LM(EsmForMaskedLM(cfg.esm_config())).eval()
 

@@ -12,8 +12,8 @@ import torch
 
 from dplm2.cli import main
 from dplm2.embed.config import EmbedConfig
-from dplm2.embed.embed import embed_proteins, plan_batches, resolve_layers
-from dplm2.embed.inputs import Record, read_fasta, read_inputs, read_token_shard
+from dplm2.embed.embed import embed_proteins, longest_first_batches, resolve_layers
+from dplm2.embed.inputs import Record, read_fasta_records, read_inputs, read_token_shard
 from dplm2.embed.outputs import read_embeddings
 from dplm2.io import read_parquet_metadata, write_parquet
 
@@ -68,12 +68,12 @@ def test_layer_zero_is_the_token_embedding(lm):
 
 def test_plan_batches_and_layers():
     lengths = [5, 300, 40, 299, 7, 120]
-    batches = plan_batches(lengths, max_tokens=700, max_batch_size=3)
+    batches = longest_first_batches(lengths, max_tokens=700, max_batch_size=3)
     assert sorted(i for b in batches for i in b) == list(range(6))
     for b in batches:
         assert len(b) <= 3 and len(b) * (max(lengths[i] for i in b) + 2) <= 700
     with pytest.raises(ValueError, match="exceeds max_tokens"):
-        plan_batches([100], max_tokens=50, max_batch_size=4)
+        longest_first_batches([100], max_tokens=50, max_batch_size=4)
     assert resolve_layers([-1, 0, -3], 2) == [2, 0, 0]
     with pytest.raises(ValueError, match="out of range"):
         resolve_layers([3], 2)
@@ -88,12 +88,12 @@ def test_truncation_flagged(lm):
 def test_inputs_fasta_shards_structures(tmp_path, tokenizer):
     fa = tmp_path / "x.fasta"
     fa.write_text(">p1 desc\nMKV\nLA\n>p2\nGSH\n")
-    assert [(r.id, r.sequence, r.codes) for r in read_fasta(fa)] == [
+    assert [(r.id, r.sequence, r.codes) for r in read_fasta_records(fa)] == [
         ("p1", "MKVLA", None), ("p2", "GSH", None)]
     bad = tmp_path / "bad.fa"
     bad.write_text(">p1\nMK1\n")
     with pytest.raises(ValueError, match="bad.fa"):
-        read_fasta(bad)
+        read_fasta_records(bad)
     shard = tmp_path / "tokens-00000-of-00001.parquet"
     df = pl.DataFrame({"id": ["t1", "t2"], "split": ["test", "train"], "sequence": ["MKV", "GS"],
                        "struct_tokens": [[1, 1024, 5], [0, 3]]})
@@ -112,7 +112,7 @@ def test_structure_mode_needs_tokens(lm, tmp_path):
     fa = tmp_path / "x.fasta"
     fa.write_text(">p1\nMKVLA\n")
     with pytest.raises(ValueError, match=r"x\.fasta: 'p1' has no structure tokens"):
-        embed_proteins(lm, read_fasta(fa), EmbedConfig.from_dict(dict(mode="structure")))
+        embed_proteins(lm, read_fasta_records(fa), EmbedConfig.from_dict(dict(mode="structure")))
 
 
 def test_cli_parquet_npy_and_released_layout(model_dirs, tmp_path):

@@ -67,7 +67,7 @@ def build_tiny_dplm2(out: Path) -> tuple[Path, Path]:
     from transformers import EsmForMaskedLM
 
     from dplm2.lm.model import DPLM2LM
-    from dplm2.lm.model import ModelConfig as LMConfig
+    from dplm2.lm.model import TransformerConfig as LMConfig
     from dplm2.tokenizer.config import ModelConfig as TokConfig
     from dplm2.tokenizer.hub import save_tokenizer
     from dplm2.tokenizer.model import StructureTokenizer

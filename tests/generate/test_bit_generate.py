@@ -31,7 +31,7 @@ def test_bit_lm_generates_folds_and_embeds(bit_models, tmp_path):
     from dplm2.embed.embed import embed_proteins
     from dplm2.embed.inputs import Record
     from dplm2.evaluate.folding import Dplm2FoldingBackend
-    from dplm2.lm.official import load_lm
+    from dplm2.lm.load import load_lm
 
     torch.set_num_threads(1)
     lm, tok, _ = bit_models

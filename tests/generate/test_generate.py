@@ -198,7 +198,7 @@ def test_cli_errors_are_clear(models, tmp_path, caplog):
     args = ["generate", "cogen", "--lm", str(tmp_path / "none"), "--tokenizer", str(tok),
             "--out", str(tmp_path)]
     assert dplm2_main(args) == 2
-    assert "none: neither a checkpoint folder nor a hub id" in caplog.text
+    assert "none: neither an existing folder nor a hub id" in caplog.text
 
 
 def test_shipped_generate_sections_are_valid():
@@ -238,7 +238,7 @@ def test_folding_from_token_and_chain_shards(models, tmp_path):
 
 def test_released_lm_folder_generates_and_refolds_directly(models, tmp_path):
     """--lm takes a released checkpoint as it is (no import step): generation and the dplm2
-    folding backend load it through dplm2.lm.official.load_lm; provenance hashes its file."""
+    folding backend load it through dplm2.lm.load.load_lm; provenance hashes its file."""
     from dplm2.evaluate.folding import Dplm2FoldingBackend
     from dplm2.io import sha256_file
 

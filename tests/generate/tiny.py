@@ -15,13 +15,13 @@ def build_tiny_models(folder: Path, seed: int = 0, codebook_bits: int = 6) -> tu
     """Write ``folder/lm`` (DPLM2LM export) and ``folder/tokenizer`` (safetensors + config)."""
     from transformers import EsmForMaskedLM
 
-    from dplm2.lm.model import DPLM2LM, ModelConfig
+    from dplm2.lm.model import DPLM2LM, TransformerConfig
     from dplm2.tokenizer.config import ModelConfig as TokConfig
     from dplm2.tokenizer.hub import save_tokenizer
     from dplm2.tokenizer.model import StructureTokenizer
 
     torch.manual_seed(seed)
-    cfg = ModelConfig.from_dict(dict(hidden_size=32, num_layers=2, num_heads=2, intermediate_size=64))
+    cfg = TransformerConfig.from_dict(dict(hidden_size=32, num_layers=2, num_heads=2, intermediate_size=64))
     lm = DPLM2LM(EsmForMaskedLM(cfg.esm_config())).eval()
     lm_dir, tok_dir = folder / "lm", folder / "tokenizer"
     lm.save_pretrained(lm_dir)

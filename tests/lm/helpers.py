@@ -52,7 +52,7 @@ def fresh_tokenizer_codes(chains, length: int | None = None, seed: int = 0) -> l
     Deterministic: same chains and seed, same codes.
     """
     from dplm2.tokenizer.config import ModelConfig
-    from dplm2.tokenizer.data import ChainRecord, collate
+    from dplm2.tokenizer.data import ShardChain, collate
     from dplm2.tokenizer.model import StructureTokenizer
     from dplm2.tokenizer.tokenize import tokenize_records
 
@@ -62,7 +62,7 @@ def fresh_tokenizer_codes(chains, length: int | None = None, seed: int = 0) -> l
                                          post_dim=64, post_layers=1, post_heads=4, trunk_blocks=0, pair_dim=16,
                                          seq_head_width=16, pair_head_width=16, sm_blocks=1, ipa_heads=4))
         model = StructureTokenizer(cfg)
-    records = [ChainRecord(c, "pdb", "train") for c in chains]
+    records = [ShardChain(c, "pdb", "train") for c in chains]
     windows = [(0, min(length or len(c), len(c))) for c in chains]
     for m in model.modules():
         if hasattr(m, "running_mean"):
@@ -107,10 +107,10 @@ def write_token_shard(proteins, path: Path, split: str = "train") -> Path:
 def tiny_model(hidden: int = 32, layers: int = 2, heads: int = 2, seed: int = 0):
     from transformers import EsmForMaskedLM
 
-    from dplm2.lm.model import DPLM2LM, ModelConfig
+    from dplm2.lm.model import DPLM2LM, TransformerConfig
 
     torch.manual_seed(seed)
-    cfg = ModelConfig.from_dict(dict(hidden_size=hidden, num_layers=layers, num_heads=heads,
+    cfg = TransformerConfig.from_dict(dict(hidden_size=hidden, num_layers=layers, num_heads=heads,
                                      intermediate_size=2 * hidden))
     return DPLM2LM(EsmForMaskedLM(cfg.esm_config()))
 

@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from dplm2.lm import bit, official
+from dplm2.lm.load import lm_weights_file, load_lm
 from dplm2.lm.vocab import DPLM2Vocab
 
 from .helpers import (
@@ -124,7 +125,7 @@ def test_released_bit_layout_loads_and_matches_plain_forward(tmp_path, prefix, t
                                                               vocab):
     state = write_official_bit(tmp_path / "ckpt", prefix=prefix, token_dropout=token_dropout,
                                vocab=vocab)
-    model = official.load_lm(tmp_path / "ckpt")
+    model = load_lm(tmp_path / "ckpt")
     assert isinstance(model, bit.DPLM2BitLM) and not model.training
     ids = bit_batch()
     W = ids.shape[1] // 2
@@ -142,10 +143,10 @@ def test_bit_checkpoint_imports_and_exports(tmp_path):
         official.load_official(tmp_path / "ckpt")  # the index loader says what it is
     out = official.import_official(tmp_path / "ckpt", tmp_path / "ours")
     assert json.loads((out / "official.json").read_text())["objective"] == "bit"
-    ours = official.load_lm(out)
+    ours = load_lm(out)
     assert isinstance(ours, bit.DPLM2BitLM)
-    assert official.lm_weights_file(out).name == "model.safetensors"
-    assert official.lm_weights_file(tmp_path / "ckpt").name == "model.safetensors"
+    assert lm_weights_file(out).name == "model.safetensors"
+    assert lm_weights_file(tmp_path / "ckpt").name == "model.safetensors"
     ids = bit_batch(1)
     with torch.no_grad():
         ref = plain_bit_forward(state, ids)
@@ -165,7 +166,7 @@ def test_bit_checkpoint_imports_and_exports(tmp_path):
     cfg = json.loads((back / "config.json").read_text())
     assert cfg["dplm_type"] == "dplm2_bit_esm" and cfg["vocab_size"] == 33
     assert cfg["architectures"] == ["EsmForDPLM2Bit"] and cfg["token_dropout"] is True
-    again = official.load_lm(back)
+    again = load_lm(back)
     for (k, v), (k2, v2) in zip(ours.state_dict().items(), again.state_dict().items()):
         assert k == k2 and torch.equal(v, v2)
 
@@ -185,7 +186,7 @@ def test_import_official_cli_accepts_bit(tmp_path):
 def test_own_bit_folder_round_trip(tmp_path):
     model = bit.tiny_bit_model(seed=3)
     model.save_pretrained(tmp_path / "m")
-    again = official.load_lm(tmp_path / "m")
+    again = load_lm(tmp_path / "m")
     assert isinstance(again, bit.DPLM2BitLM)
     ids = bit_batch()
     model.eval()
@@ -199,7 +200,7 @@ def test_released_bit_from_hub_id(tmp_path, fake_hub):
     """``airkingbd/dplm2_bit_650m``-style hub id: config.json, optional vocab.txt, weights."""
     state = write_official_bit(tmp_path / "hub")
     asked = fake_hub(tmp_path / "hub")
-    model = official.load_lm("airkingbd/dplm2_bit_tiny@abc")
+    model = load_lm("airkingbd/dplm2_bit_tiny@abc")
     assert isinstance(model, bit.DPLM2BitLM)
     assert {a[1] for a in asked} == {"config.json", "vocab.txt", "model.safetensors"}
     assert {a[2] for a in asked} == {"abc"}

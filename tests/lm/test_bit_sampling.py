@@ -9,7 +9,8 @@ import math
 import pytest
 import torch
 
-from dplm2.lm import bit, official
+from dplm2.lm import bit
+from dplm2.lm.load import load_lm
 from dplm2.lm import vocab as V
 from dplm2.lm.sampling import SamplerConfig, iterative_unmask
 
@@ -65,7 +66,7 @@ def restated_bit_decoding(state, tokens, max_iter, top_p=0.95, noise=0.0, genera
 def released_bit(tmp_path_factory):
     folder = tmp_path_factory.mktemp("released") / "dplm2_bit_tiny"
     state = write_official_bit(folder)
-    return official.load_lm(folder), state
+    return load_lm(folder), state
 
 
 @pytest.mark.parametrize("unmasking", ["deterministic", "stochastic1.0"])

@@ -120,7 +120,7 @@ def test_self_mixup_loss_trains_both_objectives():
 def test_bit_warm_start_from_esm_scratch_and_bit_checkpoint(tmp_path):
     import json
 
-    from dplm2.lm.official import load_lm
+    from dplm2.lm.load import load_lm
     from dplm2.lm.warm_start import InitConfig, warm_start
 
     from .test_warm_start import _source

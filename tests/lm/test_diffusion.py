@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from dplm2.lm import vocab as V
-from dplm2.lm.data import DataConfig, Protein, crop, make_batch, plan_batches
+from dplm2.lm.data import BatchingConfig, Protein, crop, make_batch, plan_batches
 from dplm2.lm.diffusion import (
     TASKS,
     DiffusionConfig,
@@ -155,7 +155,7 @@ def test_weighting():
 
 
 def test_crop_and_token_budget():
-    cfg = DataConfig.from_dict(dict(max_length=100, random_crop_fraction=1.0, min_crop_length=60, max_tokens=400))
+    cfg = BatchingConfig.from_dict(dict(max_length=100, random_crop_fraction=1.0, min_crop_length=60, max_tokens=400))
     rng = np.random.default_rng(0)
     p = Protein("x", "A" * 300, np.arange(300))
     for _ in range(20):

@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from dplm2.lm import official
+from dplm2.lm.load import load_lm
 from dplm2.lm.vocab import N_AA, VOCAB_SIZE, DPLM2Vocab, official_id_map
 
 from .helpers import (
@@ -155,7 +156,7 @@ def test_import_then_load_like_our_own_and_export_round_trip(tmp_path):
     b = DPLM2LM.from_pretrained(tmp_path / "ours").eval()  # what generate/evaluate load
     assert json.loads((tmp_path / "ours" / "official.json").read_text())["token_dropout_passes"] == 2
     official.export_official(b, tmp_path / "back")
-    c = official.load_lm(tmp_path / "back")
+    c = load_lm(tmp_path / "back")
     ids = our_batch(1)
     with torch.no_grad():
         la, lb, lc = a(ids), b(ids), c(ids)
@@ -170,7 +171,7 @@ def test_hub_id_fetches_only_the_named_files(tmp_path, fake_hub, fmt):
     src = tmp_path / "hub"
     state = write_official(src, official_names(False), fmt=fmt)
     asked = fake_hub(src)
-    model = official.load_lm("airkingbd/dplm2_tiny@abc123")
+    model = load_lm("airkingbd/dplm2_tiny@abc123")
     assert model.config.num_hidden_layers == LAYERS
     wanted = ["config.json", "vocab.txt", "model.safetensors"]
     assert [a[1] for a in asked] == wanted + (["pytorch_model.bin"] if fmt == "bin" else [])
@@ -268,7 +269,7 @@ def test_an_unknown_tensor_is_still_refused(tmp_path, extra, fmt):
     weights = "model.safetensors" if fmt == "safetensors" else "pytorch_model.bin"
     with pytest.raises(ValueError, match=rf"{weights}: weights do not fit .*config.json "
                                          rf"\(missing \[\], unexpected \['{extra}'\]\)"):
-        official.load_lm(tmp_path / "ckpt")
+        load_lm(tmp_path / "ckpt")
     assert main(["lm", "import-official", "--source", str(tmp_path / "ckpt"),
                  "--out", str(tmp_path / "ours")]) == 2
     assert not (tmp_path / "ours").exists()
@@ -297,7 +298,7 @@ def test_export_writes_the_fixture_layout_and_round_trips(tmp_path, fmt):
 
     names = official_names(False)
     state = write_official(tmp_path / "ckpt", names, fmt=fmt)
-    a = official.load_lm(tmp_path / "ckpt")
+    a = load_lm(tmp_path / "ckpt")
     official.export_official(a, tmp_path / "back", name_or_path="/tmp/dplm2_tiny")
     src, back = tmp_path / "ckpt", tmp_path / "back"
     assert sorted(p.name for p in back.iterdir()) == ["config.json", "model.safetensors",
@@ -311,7 +312,7 @@ def test_export_writes_the_fixture_layout_and_round_trips(tmp_path, fmt):
             assert v.shape == written[k].shape and not written[k].any()
         else:
             assert torch.equal(written[k], v), k
-    c = official.load_lm(back)
+    c = load_lm(back)
     ids = our_batch(1)
     with torch.no_grad():
         torch.testing.assert_close(c(ids), a(ids), atol=0, rtol=0)
@@ -325,7 +326,7 @@ def test_export_of_our_own_model_says_what_it_is(tmp_path):
     cfg = json.loads((tmp_path / "out" / "config.json").read_text())
     assert tuple(k for k in OFFICIAL_CONFIG_KEYS if k != "_name_or_path") == tuple(cfg)
     assert cfg["token_dropout"] is False and cfg["dplm_type"] == "dplm2_esm"
-    back = official.load_lm(tmp_path / "out")
+    back = load_lm(tmp_path / "out")
     ids = our_batch()
     with torch.no_grad():
         torch.testing.assert_close(back(ids), model(ids), atol=0, rtol=0)
@@ -342,7 +343,7 @@ def test_cli_export_official(tmp_path):
                  "--out", str(tmp_path / "back")]) == 0
     ids = our_batch()
     with torch.no_grad():
-        torch.testing.assert_close(official.load_lm(tmp_path / "back")(ids),
+        torch.testing.assert_close(load_lm(tmp_path / "back")(ids),
                                    DPLM2LM.from_pretrained(tmp_path / "ours")(ids), atol=0, rtol=0)
     assert (tmp_path / "back" / "vocab.txt").read_bytes() == \
         (tmp_path / "ckpt" / "vocab.txt").read_bytes()

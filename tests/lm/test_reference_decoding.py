@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 import torch
 
-from dplm2.lm import official
+from dplm2.lm.load import load_lm
 from dplm2.lm import vocab as V
 from dplm2.lm.sampling import SamplerConfig, iterative_unmask, lowest_k, top_p_filter
 
@@ -72,7 +72,7 @@ def released(tmp_path_factory):
     folder = tmp_path_factory.mktemp("released") / "dplm2_tiny"
     names = official_names()  # the released ids are ours (official_id_map is the identity)
     state = write_official(folder, names)
-    return official.load_lm(folder), state, names
+    return load_lm(folder), state, names
 
 
 def task_inputs(task: str) -> torch.Tensor:

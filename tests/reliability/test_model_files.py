@@ -69,7 +69,7 @@ def test_truncated_weights_without_a_sidecar_name_the_file(tokenizer_folder):
 
 @pytest.mark.parametrize("damage", [_garble, _truncate])
 def test_damaged_lm_weights_are_refused_naming_the_file(tmp_path, damage):
-    from dplm2.lm.official import load_lm
+    from dplm2.lm.load import load_lm
 
     tiny_lm().save_pretrained(tmp_path / "lm")
     weights = tmp_path / "lm" / "model.safetensors"

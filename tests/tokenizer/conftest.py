@@ -40,7 +40,7 @@ TINY_MODEL = dict(
 
 
 def _load():
-    from dplm2.tokenizer.data import ChainRecord
+    from dplm2.tokenizer.data import ShardChain
 
     cache: dict[Path, list] = {}
     out = []
@@ -49,7 +49,7 @@ def _load():
         if path not in cache:
             cache[path] = read_chains(path, source=source)
         chain = next(c for c in cache[path] if c.id == cid)
-        out.append(ChainRecord(chain, source, split))
+        out.append(ShardChain(chain, source, split))
     return out
 
 

@@ -13,7 +13,7 @@ from dplm2.cli import main
 from dplm2.io import read_parquet_metadata
 from dplm2.tokenizer.hub import save_tokenizer
 from dplm2.tokenizer.tokenize import read_token_shard, tokenize_records
-from dplm2.tokenizer.data import ChainRecord
+from dplm2.tokenizer.data import ShardChain
 from dplm2.structure import read_chains
 
 from tests.embed.helpers import globin_files, tiny_tokenizer
@@ -42,7 +42,7 @@ def test_tokenize_structure_files(tmp_path, caplog):
     meta = read_parquet_metadata(out)
     assert [Path(s["file"]).name for s in meta["skipped_inputs"]] == ["bad.cif"]
     chains = [read_chains(f)[0] for f in files]
-    expect = tokenize_records(model, [ChainRecord(c, "pdb", "train") for c in chains], progress=False)
+    expect = tokenize_records(model, [ShardChain(c, "pdb", "train") for c in chains], progress=False)
     assert [list(t) for t in expect] == df["struct_tokens"].to_list()
     # a glob
     assert main(base + ["--structures", str(folder / "**" / "*.pdb.gz")]) == 0

@@ -36,6 +36,7 @@ from tqdm.auto import tqdm
 
 from dplm2.embed.config import EmbedConfig
 from dplm2.embed.inputs import Record
+from dplm2.train import pick_device
 
 log = logging.getLogger(__name__)
 
@@ -67,10 +68,10 @@ class Embedding:
     truncated: bool
 
 
-def plan_batches(lengths: Sequence[int], max_tokens: int, max_batch_size: int) -> list[list[int]]:
+def longest_first_batches(lengths: Sequence[int], max_tokens: int, max_batch_size: int) -> list[list[int]]:
     """Indices grouped longest first so that ``len(batch) * (max length + 2) <= max_tokens``.
 
-    >>> plan_batches([5, 30, 10, 28], max_tokens=64, max_batch_size=8)
+    >>> longest_first_batches([5, 30, 10, 28], max_tokens=64, max_batch_size=8)
     [[1, 3], [2, 0]]
     """
     order = sorted(range(len(lengths)), key=lambda i: (-lengths[i], i))
@@ -130,7 +131,7 @@ def embed_proteins(model, records: Sequence[Record], cfg: EmbedConfig | None = N
     """Embeddings of ``records`` with a loaded :class:`dplm2.lm.model.DPLM2LM`.
 
     Returns one :class:`Embedding` per (record, layer), in input order then layer order.
-    Example (``model`` from :func:`dplm2.lm.official.load_lm`)::
+    Example (``model`` from :func:`dplm2.lm.load.load_lm`)::
 
         rows = embed_proteins(model, [Record("p1", "MKVLA")], EmbedConfig.from_dict({"mode": "sequence"}))
         rows[0].vector.shape  # (hidden_size,)
@@ -147,7 +148,7 @@ def embed_proteins(model, records: Sequence[Record], cfg: EmbedConfig | None = N
            for r, n in zip(records, crop, strict=True)]
     single = cfg.mode != "both"
     results: dict[int, list[Embedding]] = {}
-    batches = plan_batches(crop, cfg.max_tokens, cfg.max_batch_size)
+    batches = longest_first_batches(crop, cfg.max_tokens, cfg.max_batch_size)
     for batch in tqdm(batches, desc="embed", disable=not progress, mininterval=2.0):
         ids, width = _encode_batch(model.vocab, [cut[i] for i in batch], cfg.mode)
         ids = ids.to(device)
@@ -189,12 +190,6 @@ def _file_hash(path: Path) -> str:
     return h.hexdigest()[:16]
 
 
-def pick_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
-
-
 def embed_inputs(
     inputs: Sequence[str | os.PathLike],
     lm: str | os.PathLike,
@@ -210,7 +205,7 @@ def embed_inputs(
     ``skip_bad`` left out and listed in the output's metadata (``skipped_inputs``)."""
     from dplm2.embed.inputs import chain_codes, read_inputs
     from dplm2.embed.outputs import write_embeddings
-    from dplm2.lm.official import load_lm
+    from dplm2.lm.load import load_lm
 
     t0 = time.time()
     device = pick_device(cfg.device)

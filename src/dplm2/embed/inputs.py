@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dplm2.io import read_fasta as _read_fasta
+from dplm2.io import read_fasta
 from dplm2.io import read_parquet_checked, read_parquet_metadata
 from dplm2.structure import Chain, StructureError, read_chains
 from dplm2.structure.files import StructureFilesError
@@ -53,10 +53,10 @@ def _suffix(path: Path) -> str:
     return Path(name[:-3]).suffix if name.endswith(".gz") else path.suffix.lower()
 
 
-def read_fasta(path: str | os.PathLike) -> list[Record]:
+def read_fasta_records(path: str | os.PathLike) -> list[Record]:
     """Records of a FASTA file (id = first word of the header)."""
     letters = frozenset(AA_LETTERS)
-    return [Record(name, seq, None, str(path)) for name, seq in _read_fasta(path, letters)]
+    return [Record(name, seq, None, str(path)) for name, seq in read_fasta(path, letters)]
 
 
 def read_token_shard(path: str | os.PathLike, split: str | None = None) -> list[Record]:
@@ -144,7 +144,7 @@ def read_inputs(
     for path in expand(paths):
         kind = _suffix(path)
         if kind in FASTA_SUFFIXES:
-            records += read_fasta(path)
+            records += read_fasta_records(path)
         elif kind == ".parquet":
             records += read_token_shard(path, split)
         elif kind in STRUCTURE_SUFFIXES:

@@ -114,12 +114,11 @@ class EsmFoldBackend:
         batch_size: int = 1,
         esm_float32: bool = True,
     ) -> None:
-        import torch
         from transformers import EsmForProteinFolding
 
-        if device == "auto":
-            device = "cuda" if torch.cuda.is_available() else "cpu"
-        self.device = torch.device(device)
+        from dplm2.train import pick_device
+
+        self.device = pick_device(device)
         self.num_recycles = num_recycles
         self.batch_size = max(1, int(batch_size))
         try:
@@ -182,7 +181,7 @@ class Dplm2FoldingBackend:
 
     Uses only public entry points of the other stages:
 
-    * ``dplm2.lm.official.load_lm`` (a folder of the lm stage, or a released checkpoint) + its
+    * ``dplm2.lm.load.load_lm`` (a folder of the lm stage, or a released checkpoint) + its
       vocabulary, and
       ``dplm2.lm.sampling.iterative_unmask`` with the spec's folding settings (argmax,
       deterministic unmasking, ``max_iter`` steps, 100 by default);
@@ -195,10 +194,11 @@ class Dplm2FoldingBackend:
 
     def __init__(self, lm: str | Path, tokenizer: str | Path, *, device: str = "auto",
                  max_iter: int = 100, seed: int = 0, batch_size: int = 1) -> None:
-        import torch
+
+        from dplm2.train import pick_device
 
         try:
-            from dplm2.lm.official import load_lm
+            from dplm2.lm.load import load_lm
             from dplm2.lm.sampling import SamplerConfig
             from dplm2.tokenizer.hub import load_tokenizer
         except ModuleNotFoundError as exc:
@@ -207,9 +207,7 @@ class Dplm2FoldingBackend:
                 f"tokenizer stage (dplm2.tokenizer), not in this checkout ({exc}); set "
                 "evaluate.folding.backend: esmfold"
             ) from exc
-        if device == "auto":
-            device = "cuda" if torch.cuda.is_available() else "cpu"
-        self.device = torch.device(device)
+        self.device = pick_device(device)
         self.seed, self.batch_size = int(seed), max(1, int(batch_size))
         self.lm = load_lm(str(lm), device=self.device)  # ours or a released checkpoint
         self.tokenizer, tok_hash = load_tokenizer(str(tokenizer), device=self.device)

@@ -2,7 +2,7 @@
 
 Generation is built on the other stages' public entry points only:
 
-* :func:`dplm2.lm.official.load_lm` (our LM folder or a released checkpoint) and the LM sampler
+* :func:`dplm2.lm.load.load_lm` (our LM folder or a released checkpoint) and the LM sampler
   :func:`dplm2.lm.sampling.iterative_unmask` (this stage writes no sampler of its own);
 * :func:`dplm2.tokenizer.hub.load_tokenizer` and ``StructureTokenizer.tokenize`` /
   ``detokenize`` (motif tokens, structures read from files, decoded PDBs).
@@ -28,6 +28,7 @@ import torch
 from dplm2.lm.vocab import banned_codes
 from dplm2.io import sha256_file
 from dplm2.structure import Chain
+from dplm2.train import pick_device
 
 log = logging.getLogger(__name__)
 
@@ -43,13 +44,6 @@ def git_hash(repo: str | os.PathLike | None = None) -> str:
     except (OSError, subprocess.SubprocessError):
         return "unknown"
     return head + ("+dirty" if dirty.strip() else "")
-
-
-def pick_device(name: str = "auto") -> torch.device:
-    """``auto`` -> CUDA when available, else CPU."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
 
 
 def check_bit_tokenizer(lm, codebook_size: int, where) -> None:
@@ -93,7 +87,7 @@ class Runtime:
     def load(cls, lm: str | os.PathLike, tokenizer: str | os.PathLike, device: str = "auto") -> Runtime:
         """Load both models: folders written by the lm and tokenizer stages, or released
         checkpoints (hub id or folder in the reference's layout)."""
-        from dplm2.lm.official import lm_weights_file, load_lm
+        from dplm2.lm.load import lm_weights_file, load_lm
         from dplm2.tokenizer.hub import load_tokenizer
 
         dev = pick_device(device)

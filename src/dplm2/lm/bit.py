@@ -41,6 +41,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from dplm2.io.hub import model_files
 from dplm2.lm.model import (
     TOKEN_DROPOUT_PASSES,
     DPLM2LM,
@@ -435,33 +436,9 @@ def resolve_bit(name_or_path: str | os.PathLike, cache_dir: str | None = None) -
     """``{"config", "vocab" (or None), "weights"}`` local paths of a released bit checkpoint."""
     from dplm2.lm import official as off
 
-    path = Path(name_or_path)
-    if path.is_dir():
-        weights = [path / w for w in off.WEIGHT_NAMES if (path / w).is_file()]
-        if not (path / off.CONFIG_NAME).is_file():
-            raise FileNotFoundError(f"{path / off.CONFIG_NAME}: missing")
-        if not weights:
-            raise FileNotFoundError(f"{path}: no weights file ({' or '.join(off.WEIGHT_NAMES)})")
-        vocab = path / off.VOCAB_FILE
-        return {"config": path / off.CONFIG_NAME, "vocab": vocab if vocab.is_file() else None,
-                "weights": weights[0]}
-    from huggingface_hub import hf_hub_download
-    from huggingface_hub.errors import EntryNotFoundError
-
-    repo, _, revision = str(name_or_path).partition("@")
-    kw = dict(revision=revision or None, cache_dir=cache_dir)
-    out = {"config": Path(hf_hub_download(repo, off.CONFIG_NAME, **kw)), "vocab": None}
-    try:
-        out["vocab"] = Path(hf_hub_download(repo, off.VOCAB_FILE, **kw))
-    except EntryNotFoundError:
-        pass
-    for wname in off.WEIGHT_NAMES:
-        try:
-            out["weights"] = Path(hf_hub_download(repo, wname, **kw))
-            return out
-        except EntryNotFoundError:
-            continue
-    raise FileNotFoundError(f"{repo}: has neither of {off.WEIGHT_NAMES}")
+    files = model_files(name_or_path, [off.CONFIG_NAME], optional=[off.VOCAB_FILE], one_of=off.WEIGHT_NAMES,
+                        what="a released DPLM-2 Bit folder", cache_dir=cache_dir)
+    return {"config": files[off.CONFIG_NAME], "vocab": files[off.VOCAB_FILE], "weights": files["one_of"]}
 
 
 def official_bit_config(model: DPLM2BitLM, name_or_path: str = "") -> dict:

@@ -99,7 +99,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
 
     from dplm2.io import write_parquet
     from dplm2.lm.data import load_proteins
-    from dplm2.lm.official import load_lm
+    from dplm2.lm.load import load_lm
     from dplm2.lm.sampling import SamplerConfig, iterative_unmask
 
     cfg = SamplerConfig.from_json(args.sampler)
@@ -132,7 +132,8 @@ def cmd_import_official(args: argparse.Namespace) -> int:
 
 
 def cmd_export_official(args: argparse.Namespace) -> int:
-    from dplm2.lm.official import export_official, load_lm
+    from dplm2.lm.load import load_lm
+    from dplm2.lm.official import export_official
 
     if not args.lm.is_dir():
         raise FileNotFoundError(f"{args.lm}: no model folder")

@@ -25,7 +25,7 @@ TOKEN_COLUMNS = ("id", "split", "sequence", "struct_tokens", "length")
 
 
 @dataclasses.dataclass(frozen=True)
-class DataConfig(StageConfig):
+class BatchingConfig(StageConfig):
     """Cropping and batching (spec §3-4)."""
 
     SECTION = "lm.data"
@@ -80,7 +80,7 @@ def load_proteins(
     return sorted(out, key=lambda p: p.id)
 
 
-def crop(p: Protein, cfg: DataConfig, rng: np.random.Generator) -> Protein:
+def crop(p: Protein, cfg: BatchingConfig, rng: np.random.Generator) -> Protein:
     """Same random window on both halves: at most ``max_length``; a ``random_crop_fraction``
     of samples is further cropped to a random length in [min_crop_length, L)."""
     n = len(p.sequence)
@@ -91,7 +91,7 @@ def crop(p: Protein, cfg: DataConfig, rng: np.random.Generator) -> Protein:
     return Protein(p.id, p.sequence[start : start + target], p.codes[start : start + target])
 
 
-def plan_batches(lengths: Sequence[int], cfg: DataConfig, seed: int) -> list[list[int]]:
+def plan_batches(lengths: Sequence[int], cfg: BatchingConfig, seed: int) -> list[list[int]]:
     """Length-bucketed batches under the token budget (one half: B * (L_max + 2) tokens).
 
     Indices are sorted by length (random tie order), packed greedily, then the batch order
@@ -140,7 +140,7 @@ class BatchSource:
     """``batch_fn(micro_step, rank, world)`` over a fixed protein list (pure in its arguments)."""
 
     def __init__(
-        self, proteins: Sequence[Protein], data: DataConfig, diffusion: DiffusionConfig, seed: int
+        self, proteins: Sequence[Protein], data: BatchingConfig, diffusion: DiffusionConfig, seed: int
     ) -> None:
         if not proteins:
             raise ValueError("no training proteins: the token shards hold no rows of this split")

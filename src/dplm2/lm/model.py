@@ -46,7 +46,7 @@ log = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass(frozen=True)
-class ModelConfig(StageConfig):
+class TransformerConfig(StageConfig):
     """Network size for a from-scratch model (a warm start takes the checkpoint's size).
 
     Defaults are the demo size (hidden 128, 4 layers, 4 heads, FFN 512: 1.87M parameters with

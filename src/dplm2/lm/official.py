@@ -69,6 +69,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from dplm2.io.hub import model_files
 from dplm2.io import atomic_path, atomic_write_text, read_tensor_file
 from dplm2.lm.model import TOKEN_DROPOUT_PASSES, DPLM2LM, mark_dplm2
 from dplm2.lm.vocab import (
@@ -121,7 +122,7 @@ def is_official_folder(folder: str | os.PathLike) -> bool:
 
 class BitCheckpointError(ValueError):
     """A released DPLM-2 Bit checkpoint where a DPLM-2 (index) one was asked for;
-    :func:`load_lm` then loads it with :func:`dplm2.lm.bit.load_official_bit`."""
+    :func:`dplm2.lm.load.load_lm` then loads it with :func:`dplm2.lm.bit.load_official_bit`."""
 
 
 def check_not_bit(config: Path) -> None:
@@ -134,7 +135,7 @@ def check_not_bit(config: Path) -> None:
     if "bit" in str(raw.get("dplm_type", "")):
         raise BitCheckpointError(
             f"{config}: dplm_type {raw['dplm_type']!r} is a DPLM-2 Bit checkpoint: load it "
-            "with dplm2.lm.official.load_lm (or dplm2.lm.bit.load_official_bit)")
+            "with dplm2.lm.load.load_lm (or dplm2.lm.bit.load_official_bit)")
 
 
 def resolve_official(
@@ -146,36 +147,11 @@ def resolve_official(
     ``model.safetensors`` is preferred, ``pytorch_model.bin`` is fetched only when the former
     does not exist. Raises ``FileNotFoundError`` naming what is missing.
     """
-    path = Path(name_or_path)
-    if path.is_dir():
-        weights = [path / w for w in WEIGHT_NAMES if (path / w).is_file()]
-        check_not_bit(path / CONFIG_NAME)
-        for f in (path / CONFIG_NAME, path / VOCAB_FILE):
-            if not f.is_file():
-                raise FileNotFoundError(f"{f}: missing (a released DPLM-2 folder needs "
-                                        f"{CONFIG_NAME}, {VOCAB_FILE} and one of {WEIGHT_NAMES})")
-        if not weights:
-            raise FileNotFoundError(f"{path}: no weights file ({' or '.join(WEIGHT_NAMES)})")
-        return OfficialFiles(path / CONFIG_NAME, path / VOCAB_FILE, weights[0])
-    name = str(name_or_path)
-    if path.exists() or name.count("/") != 1 or name.startswith((".", "/")):
-        raise FileNotFoundError(f"{name}: neither a checkpoint folder nor a hub id 'owner/name'")
-    from huggingface_hub import hf_hub_download
-    from huggingface_hub.errors import EntryNotFoundError
-
-    repo, _, revision = name.partition("@")
-    kw = dict(revision=revision or None, cache_dir=cache_dir)
-    cfg = Path(hf_hub_download(repo, CONFIG_NAME, **kw))
-    check_not_bit(cfg)
-    vocab = Path(hf_hub_download(repo, VOCAB_FILE, **kw))
-    for wname in WEIGHT_NAMES:
-        try:
-            weights = Path(hf_hub_download(repo, wname, **kw))
-        except EntryNotFoundError:
-            continue
-        log.info("fetched %s, %s and %s from %s", CONFIG_NAME, VOCAB_FILE, wname, repo)
-        return OfficialFiles(cfg, vocab, weights)
-    raise FileNotFoundError(f"{repo}: has neither of {WEIGHT_NAMES}")
+    what = "a released DPLM-2 folder"
+    config = model_files(name_or_path, [CONFIG_NAME], what=what, cache_dir=cache_dir)[CONFIG_NAME]
+    check_not_bit(config)  # before fetching the rest: a Bit repository has other files
+    files = model_files(name_or_path, [VOCAB_FILE], one_of=WEIGHT_NAMES, what=what, cache_dir=cache_dir)
+    return OfficialFiles(config, files[VOCAB_FILE], files["one_of"])
 
 
 def esm_config_from_official(path: str | os.PathLike):
@@ -192,7 +168,7 @@ def esm_config_from_official(path: str | os.PathLike):
                          "DPLM-2 checkpoints use rotary")
     if "bit" in str(raw.get("dplm_type", "")):
         raise ValueError(f"{path}: dplm_type {raw['dplm_type']!r} is a DPLM-2 Bit checkpoint: "
-                         "load it with dplm2.lm.official.load_lm (or dplm2.lm.bit)")
+                         "load it with dplm2.lm.load.load_lm (or dplm2.lm.bit)")
     if raw.get("vocab_size") != VOCAB_SIZE:
         raise ValueError(f"{path}: vocab_size {raw.get('vocab_size')}, DPLM-2 has {VOCAB_SIZE}")
     keep = ("hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
@@ -343,38 +319,6 @@ def load_official(
     log.info("loaded released DPLM-2 %s: %d layers, hidden %d, token-dropout passes %d",
              name_or_path, cfg.num_hidden_layers, cfg.hidden_size, passes)
     return model
-
-
-def load_lm(
-    name_or_path: str | os.PathLike, device: str | torch.device = "cpu", **kwargs
-) -> DPLM2LM:
-    """Any DPLM-2 LM: a folder of this project (``dplm2_vocab.json``) or a released one
-    (folder or hub id), in eval mode."""
-    from dplm2.lm import bit
-
-    path = Path(name_or_path)
-    if path.is_dir() and (path / LAYOUT_FILE).is_file():
-        if bit.is_bit_folder(path):
-            return bit.DPLM2BitLM.from_pretrained(path).to(device).eval()
-        return DPLM2LM.from_pretrained(path).to(device).eval()
-    try:
-        return load_official(name_or_path, device=device, **kwargs)
-    except BitCheckpointError:
-        return bit.load_official_bit(name_or_path, device=device, **kwargs)
-
-
-def lm_weights_file(name_or_path: str | os.PathLike, cache_dir: str | None = None) -> Path:
-    """The weights file :func:`load_lm` reads (our ``model.safetensors`` or the released
-    checkpoint's file), for provenance hashes."""
-    path = Path(name_or_path)
-    if path.is_dir() and (path / LAYOUT_FILE).is_file():
-        return path / "model.safetensors"
-    try:
-        return resolve_official(name_or_path, cache_dir).weights
-    except BitCheckpointError:
-        from dplm2.lm.bit import resolve_bit
-
-        return resolve_bit(name_or_path, cache_dir)["weights"]
 
 
 def import_official(

@@ -138,13 +138,13 @@ def memorise(
     from dplm2.lm.lora import LoraConfig, apply_lora
     from dplm2.lm.model import DPLM2LM
     from dplm2.lm.train import loss_fn
-    from dplm2.lm.data import BatchSource, DataConfig
+    from dplm2.lm.data import BatchSource, BatchingConfig
     from dplm2.lm.warm_start import InitConfig, build_network
     from dplm2.train import TrainConfig, Trainer
 
     longest = max(len(p.sequence) for p in proteins)
     rows = list(proteins) * repeats
-    data = DataConfig.from_dict(dict(
+    data = BatchingConfig.from_dict(dict(
         max_length=longest, random_crop_fraction=0.0, max_tokens=(longest + 2) * len(rows),
         max_batch_size=len(rows),
     ))

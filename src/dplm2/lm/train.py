@@ -21,7 +21,7 @@ import torch.nn.functional as F
 
 from dplm2.config import StageConfig
 from dplm2.io import atomic_path
-from dplm2.lm.data import BatchSource, DataConfig, Protein, load_proteins, make_batch
+from dplm2.lm.data import BatchSource, BatchingConfig, Protein, load_proteins, make_batch
 from dplm2.lm.diffusion import TASKS, DiffusionConfig, TaskMix
 from dplm2.lm.lora import LoraConfig, apply_lora, merged_copy
 from dplm2.lm.model import DPLM2LM
@@ -48,7 +48,7 @@ class LMConfig(StageConfig):
     init: InitConfig
     lora: LoraConfig
     diffusion: DiffusionConfig
-    data: DataConfig
+    data: BatchingConfig
     train: TrainConfig
     nproc_per_node: int
     objective: str

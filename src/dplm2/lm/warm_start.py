@@ -36,7 +36,7 @@ from dplm2.io import atomic_path, atomic_write_text
 from dplm2.lm.model import (
     TOKEN_DROPOUT_PASSES,
     DPLM2LM,
-    ModelConfig,
+    TransformerConfig,
     embeddings_tied,
     mark_dplm2,
 )
@@ -56,7 +56,7 @@ class InitConfig(StageConfig):
 
     source: str | None
     seed: int
-    model: ModelConfig
+    model: TransformerConfig
     token_dropout_passes: int | None
 
 
@@ -175,7 +175,7 @@ def build_bit_model(cfg: InitConfig):
     if Path(source).is_dir() and (Path(source) / "config.json").is_file():
         raw = json.loads((Path(source) / "config.json").read_text())
         if raw.get(bit.BIT_KEY) is not None or "bit" in str(raw.get("dplm_type", "")):
-            from dplm2.lm.official import load_lm
+            from dplm2.lm.load import load_lm
 
             return load_lm(source).train()
     src = _load_esm(source, attn)

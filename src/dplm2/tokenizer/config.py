@@ -153,11 +153,9 @@ class TokenizeConfig(StageConfig):
 
     def resolve_device(self) -> str:
         """The torch device string to use."""
-        import torch
+        from dplm2.train.distributed import pick_device
 
-        if self.device == "auto":
-            return "cuda" if torch.cuda.is_available() else "cpu"
-        return self.device
+        return str(pick_device(self.device))
 
 
 @dataclasses.dataclass(frozen=True)

@@ -29,7 +29,7 @@ AA_LETTERS = _AA
 
 
 @dataclasses.dataclass(frozen=True)
-class ChainRecord:
+class ShardChain:
     """A chain plus the shard columns the tokenizer carries through (source, split)."""
 
     chain: Chain
@@ -45,7 +45,7 @@ class ChainRecord:
         return self.chain.complete_backbone()
 
 
-def read_chain_shard(path: str | os.PathLike) -> list[ChainRecord]:
+def read_chain_shard(path: str | os.PathLike) -> list[ShardChain]:
     """Read one chain shard; raises ``ValueError`` naming the file and the bad row."""
     df = read_parquet_checked(path, CHAIN_COLUMNS)
     records = []
@@ -54,13 +54,13 @@ def read_chain_shard(path: str | os.PathLike) -> list[ChainRecord]:
             chain = Chain.from_row(row)
         except (StructureError, KeyError, TypeError) as exc:
             raise ValueError(f"{path}: row {row.get('id')!r} is not a valid chain ({exc})") from exc
-        records.append(ChainRecord(chain, str(row["source"]), str(row["split"])))
+        records.append(ShardChain(chain, str(row["source"]), str(row["split"])))
     return records
 
 
-def read_chain_shards(paths: Sequence[str | os.PathLike]) -> list[ChainRecord]:
+def read_chain_shards(paths: Sequence[str | os.PathLike]) -> list[ShardChain]:
     """All chains of several shards, in file then row order."""
-    out: list[ChainRecord] = []
+    out: list[ShardChain] = []
     for p in paths:
         out.extend(read_chain_shard(p))
     return out
@@ -75,7 +75,7 @@ def aatype(sequence: str) -> np.ndarray:
     return np.array([AA_INDEX.get(a, -1) for a in sequence], dtype=np.int64)
 
 
-def select_training(records: Sequence[ChainRecord], cfg: DataConfig) -> list[ChainRecord]:
+def select_training(records: Sequence[ShardChain], cfg: DataConfig) -> list[ShardChain]:
     """Training chains: in ``cfg.train_splits``, >= ``min_length`` observed residues, sorted by
     id, at most ``max_train_chains`` (0 = all)."""
     keep = [r for r in records if r.split in tuple(cfg.train_splits)
@@ -84,7 +84,7 @@ def select_training(records: Sequence[ChainRecord], cfg: DataConfig) -> list[Cha
     return keep[: cfg.max_train_chains] if cfg.max_train_chains else keep
 
 
-def select_validation(records: Sequence[ChainRecord], cfg: DataConfig) -> list[ChainRecord]:
+def select_validation(records: Sequence[ShardChain], cfg: DataConfig) -> list[ShardChain]:
     """Validation chains: split ``cfg.val_split`` with >= 8 observed residues, sorted by id."""
     keep = [r for r in records if r.split == cfg.val_split and int(r.observed().sum()) >= 8]
     keep.sort(key=lambda r: r.id)
@@ -99,7 +99,7 @@ def crop_window(length: int, crop: int, rng: np.random.Generator) -> tuple[int, 
     return start, start + crop
 
 
-def collate(records: Sequence[ChainRecord],
+def collate(records: Sequence[ShardChain],
             windows: Sequence[tuple[int, int]] | None = None) -> dict[str, torch.Tensor]:
     """Pad chains (optionally cropped to ``windows``) into a batch dict.
 
@@ -132,7 +132,7 @@ class TrainBatches:
     each, from a generator seeded by ``(seed, step, rank)`` only.
     """
 
-    def __init__(self, records: Sequence[ChainRecord], cfg: DataConfig, seed: int) -> None:
+    def __init__(self, records: Sequence[ShardChain], cfg: DataConfig, seed: int) -> None:
         if not records:
             raise ValueError("no training chains: check tokenizer.data.train_splits/min_length "
                              "and the chain shards")

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import torch
 
+from dplm2.io.hub import model_files, parse_hub_id
 from dplm2.config import ConfigError
 from dplm2.io import atomic_path, atomic_write_text, sha256_file  # noqa: F401 (re-exported)
 from dplm2.io.weights import (
@@ -61,26 +62,9 @@ def resolve_files(name_or_path: str | os.PathLike, cache_dir: str | None = None)
 
     Raises ``FileNotFoundError`` naming what is missing.
     """
-    path = Path(name_or_path)
-    if path.exists():
-        if not path.is_dir():
-            raise FileNotFoundError(f"{path}: expected a folder with {CONFIG_NAME} and {WEIGHTS_NAME}")
-        cfg, weights = path / CONFIG_NAME, path / WEIGHTS_NAME
-        for f in (cfg, weights):
-            if not f.is_file():
-                raise FileNotFoundError(f"{f}: missing (a tokenizer folder needs {CONFIG_NAME} "
-                                        f"and {WEIGHTS_NAME})")
-        return cfg, weights
-    name = str(name_or_path)
-    if name.count("/") != 1 or name.startswith((".", "/")):
-        raise FileNotFoundError(f"{name}: neither an existing folder nor a hub id 'owner/name'")
-    repo, _, revision = name.partition("@")
-    from huggingface_hub import hf_hub_download
-
-    log.info("fetching %s and %s from the hub repository %s", CONFIG_NAME, WEIGHTS_NAME, repo)
-    files = [Path(hf_hub_download(repo, fname, revision=revision or None, cache_dir=cache_dir))
-             for fname in (CONFIG_NAME, WEIGHTS_NAME)]
-    return files[0], files[1]
+    files = model_files(name_or_path, [CONFIG_NAME, WEIGHTS_NAME], what="a tokenizer folder",
+                        cache_dir=cache_dir)
+    return files[CONFIG_NAME], files[WEIGHTS_NAME]
 
 
 def read_config(path: str | os.PathLike) -> ModelConfig:
@@ -121,7 +105,8 @@ def load_tokenizer(
     name = str(name_or_path)
     if path.is_dir() and not (path / CONFIG_NAME).is_file() and official.is_official_folder(path):
         return official.load_official_tokenizer(path, device=device, cache_dir=cache_dir)
-    if official.is_hub_id(name) and name.partition("@")[0] in official.RELEASED_HUB_IDS:
+    hub = parse_hub_id(name)
+    if hub is not None and hub[0] in official.RELEASED_HUB_IDS:
         return official.load_official_tokenizer(name, device=device, cache_dir=cache_dir)
     try:
         cfg_path, weights = resolve_files(name_or_path, cache_dir)

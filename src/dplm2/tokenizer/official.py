@@ -67,6 +67,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from dplm2.io.hub import model_files
 from dplm2.config import ConfigError
 from dplm2.io import read_tensor_file, sha256_file
 from dplm2.tokenizer.config import ModelConfig
@@ -150,11 +151,6 @@ def is_official_folder(folder: str | os.PathLike) -> bool:
     return folder.is_dir() and _local_files(folder) is not None
 
 
-def is_hub_id(name: str) -> bool:
-    """``owner/name`` with an optional ``@revision`` (not an existing path)."""
-    return name.count("/") == 1 and not name.startswith((".", "/")) and not Path(name).exists()
-
-
 def resolve_official_tokenizer(
     name_or_path: str | os.PathLike, cache_dir: str | None = None
 ) -> OfficialTokenizerFiles:
@@ -164,26 +160,16 @@ def resolve_official_tokenizer(
     ``hf_hub_download``. Raises ``FileNotFoundError`` naming what is missing.
     """
     path = Path(name_or_path)
+    where: str | os.PathLike = name_or_path
     if path.is_dir():
-        files = _local_files(path)
-        if files is None:
+        local = _local_files(path)
+        if local is None:
             raise FileNotFoundError(f"{path}: no {WEIGHTS_NAME} (neither in the folder nor in "
                                     f"{LOCAL_SUBDIR}/): not a released structure tokenizer")
-        if not files.config.is_file():
-            raise FileNotFoundError(f"{files.config}: missing (the released tokenizer needs "
-                                    f"{CONFIG_NAME} beside {WEIGHTS_NAME})")
-        return files
-    name = str(name_or_path)
-    if not is_hub_id(name):
-        raise FileNotFoundError(f"{name}: neither a tokenizer folder nor a hub id 'owner/name'")
-    from huggingface_hub import hf_hub_download
-
-    repo, _, revision = name.partition("@")
-    kw = dict(revision=revision or None, cache_dir=cache_dir)
-    cfg = Path(hf_hub_download(repo, CONFIG_NAME, **kw))
-    weights = Path(hf_hub_download(repo, WEIGHTS_NAME, **kw))
-    log.info("fetched %s and %s from %s", CONFIG_NAME, WEIGHTS_NAME, repo)
-    return OfficialTokenizerFiles(cfg, weights)
+        where = local.weights.parent
+    files = model_files(where, [CONFIG_NAME, WEIGHTS_NAME], what="the released structure tokenizer",
+                        cache_dir=cache_dir)
+    return OfficialTokenizerFiles(files[CONFIG_NAME], files[WEIGHTS_NAME])
 
 
 def read_checkpoint(path: str | os.PathLike) -> dict[str, torch.Tensor]:

@@ -29,7 +29,7 @@ import torch
 from tqdm.auto import tqdm
 
 from dplm2.io import read_parquet_checked, write_parquet
-from dplm2.tokenizer.data import ChainRecord, collate, read_chain_shard
+from dplm2.tokenizer.data import ShardChain, collate, read_chain_shard
 from dplm2.tokenizer.model import StructureTokenizer
 
 log = logging.getLogger(__name__)
@@ -92,7 +92,7 @@ def tokenize_files(
              "metadata, skipped_inputs).")
     for _path, reason in failures:
         log.warning("skipped %s", reason)
-    records = [ChainRecord(c, "files", None) for e in entries for c in e.chains]
+    records = [ShardChain(c, "files", None) for e in entries for c in e.chains]
     ids = [r.id for r in records]
     if len(set(ids)) != len(ids):
         dup = sorted({i for i in ids if ids.count(i) > 1})
@@ -104,7 +104,7 @@ def tokenize_files(
     return _write(model, sha256, records, out_path, device, meta)
 
 
-def _write(model: StructureTokenizer, sha256: str, records: list[ChainRecord],
+def _write(model: StructureTokenizer, sha256: str, records: list[ShardChain],
            out_path: str | os.PathLike, device, extra_meta: dict) -> Path:
     t0 = time.time()
     tokens = tokenize_records(model, records, device)

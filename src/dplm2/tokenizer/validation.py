@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from dplm2.tokenizer.data import ChainRecord, collate
+from dplm2.tokenizer.data import ShardChain, collate
 from dplm2.tokenizer.geometry import kabsch_rmsd, tm_score
 from dplm2.tokenizer.model import StructureTokenizer
 
@@ -44,7 +44,7 @@ def codebook_usage(tokens: Sequence[np.ndarray], codebook_size: int) -> tuple[in
 @torch.no_grad()
 def reconstruct(
     model: StructureTokenizer,
-    records: Sequence[ChainRecord],
+    records: Sequence[ShardChain],
     max_length: int = 512,
     shuffle_seed: int | None = 0,
     device: str | torch.device | None = None,
@@ -114,7 +114,7 @@ def summarize(rows: Sequence[dict[str, Any]], codebook_size: int) -> dict[str, f
 class Validator:
     """``val_fn(model) -> dict`` for the trainer: :func:`reconstruct` + :func:`summarize`."""
 
-    def __init__(self, records: Sequence[ChainRecord], max_length: int, seed: int = 0) -> None:
+    def __init__(self, records: Sequence[ShardChain], max_length: int, seed: int = 0) -> None:
         self.records = list(records)
         self.max_length = max_length
         self.seed = seed

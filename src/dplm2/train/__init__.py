@@ -6,7 +6,7 @@ atomic checkpoints with exact resume, the metrics table, tqdm and DDP under ``to
 """
 
 from dplm2.train.config import TrainConfig
-from dplm2.train.distributed import DistEnv, dist_env
+from dplm2.train.distributed import DistEnv, dist_env, pick_device
 from dplm2.train.loop import NonFiniteLossError, Trainer, hardware_info
 from dplm2.train.schedule import lr_at
 
@@ -18,4 +18,5 @@ __all__ = [
     "dist_env",
     "hardware_info",
     "lr_at",
+    "pick_device",
 ]

@@ -30,6 +30,18 @@ class DistEnv:
         return self.world_size > 1
 
 
+def pick_device(name: str = "auto") -> torch.device:
+    """The torch device for a config's ``device`` value: ``auto`` -> CUDA when available, else CPU;
+    anything else (``cpu``, ``cuda:1``, ``mps``) as given. The one place every stage asks.
+
+    >>> pick_device("cpu")
+    device(type='cpu')
+    """
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
 def dist_env(device: str | None = None) -> DistEnv:
     """Initialise the process group when launched by torchrun; choose the device.
 
