@@ -1,14 +1,14 @@
 """Fault injection on the real workflow (Snakemake, tiny config, see ``project.py``): every
-trained model survives, and every recovery command the README gives works.
+trained model survives, and every recovery command docs/cluster.md gives works.
 
 One tiny project is run once to the end of LM training (both trainings, 6 steps each); every
 test works on its own copy of that finished project:
 
-- ``--forcerun`` of each training on a finished run (README "Rerunning one stage"): the
+- ``--forcerun`` of each training on a finished run (docs/cluster.md, "Rerunning one stage"): the
   training resumes from its ``state/`` at ``max_steps`` and rewrites every declared output,
   identical, instead of deleting the model and failing;
 - SIGINT and SIGKILL sent to the ``snakemake`` process alone during each training: the training
-  process stops with it (no orphan), and the README's recovery commands (the same command
+  process stops with it (no orphan), and the recovery commands of docs/cluster.md (the same command
   again; ``--unlock`` then ``--rerun-incomplete``) finish the training from its last
   checkpoint with the full metrics history (steps 1..N);
 - garbled and truncated weights (tokenizer, LM) are refused by the next job with an error
@@ -91,7 +91,7 @@ def test_forcerun_each_training_keeps_the_model(project):
     before = _outputs(project)
     tok_metrics = pl.read_parquet(project / "results/tokenizer/metrics.parquet")
     lm_metrics = pl.read_parquet(project / "results/lm/metrics.parquet")
-    # The README's commands, verbatim but for the profile.
+    # docs/cluster.md's commands, verbatim but for the profile.
     _ok(snakemake(project, "--forcerun", "train_tokenizer", "--",
                   "results/tokenizer/model.safetensors"), "--forcerun train_tokenizer")
     _ok(snakemake(project, "--forcerun", "train_lm", "--", "results/lm/metrics.parquet"),
@@ -107,7 +107,7 @@ def test_forcerun_each_training_keeps_the_model(project):
     assert "Nothing to be done" in _ok(snakemake(project, "-n", *TARGETS), "dry run")
 
 
-# --- 2-3. interrupt snakemake during each training, recover as the README says ------------------
+# --- 2-3. interrupt snakemake during each training, recover as docs/cluster.md says ---------
 def _recover(project: Path, sig: int, targets: list[str]) -> None:
     if sig == signal.SIGKILL:
         # A killed Snakemake leaves its lock: the same command is refused until --unlock.
@@ -123,7 +123,7 @@ def _recover(project: Path, sig: int, targets: list[str]) -> None:
 @pytest.mark.parametrize("part", ["tokenizer", "lm"])
 def test_interrupted_snakemake_loses_no_training(project, tmp_path, part, sig):
     """The training, continued to N steps, is interrupted through the ``snakemake`` process at
-    its first new checkpoint: no training process outlives Snakemake, and the README's recovery
+    its first new checkpoint: no training process outlives Snakemake, and docs/cluster.md's recovery
     resumes from that checkpoint to a complete model with the metrics of steps 1..N."""
     state = project / f"results/{part}/state"
     words = f"{part} train"
@@ -179,7 +179,7 @@ def test_damaged_weights_are_refused_and_restored(project, weights, rule, consum
         text = (project / log).read_text()
         assert f"{weights}: " in text and ("corrupted" in text or "truncated" in text), text[-2000:]
         assert "Traceback" not in text
-    # The README's repair: rerun the training, which re-exports the weights from state/.
+    # docs/cluster.md's repair: rerun the training, which re-exports the weights from state/.
     _ok(snakemake(project, "--forcerun", rule, "--", weights), f"--forcerun {rule}")
     assert _sha(path) == good
     _ok(snakemake(project, "--", consumer), "the consumer after the repair")

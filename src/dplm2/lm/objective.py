@@ -18,7 +18,7 @@ BIT_KEY = "dplm2_bit"
 #: Released layout (the reference's registry name for its bit network).
 BIT_DPLM_TYPE = "dplm2_bit_esm"
 
-#: Generation tasks a DPLM-2 Bit model refuses, and why (README, "DPLM-2 Bit and self-mixup").
+#: Generation tasks a DPLM-2 Bit model refuses, and why (docs/stages.md, "DPLM-2 Bit and self-mixup").
 BIT_REFUSED_TASKS = {
     "sequence": "it feeds the amino-acid half alone; the bit network reads both halves",
     "backbone": "it feeds the structure half alone; the bit network reads both halves",
