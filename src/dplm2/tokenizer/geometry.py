@@ -1,4 +1,4 @@
-"""Backbone geometry shared by the encoder, the losses and validation.
+"""Backbone geometry of the tokenizer in torch: frames, dihedrals, pseudo-CB (encoder features and losses).
 
 Conventions: coordinates are ``[..., L, 4, 3]`` in atom order N, CA, C, O (the chain shards'
 order), Angstrom. A residue is *observed* when its N, CA and C are present; only observed
@@ -11,9 +11,7 @@ xy plane with y > 0), so predicted and true frames are directly comparable in FA
 
 from __future__ import annotations
 
-import math
 
-import numpy as np
 import torch
 
 # Ideal pseudo-CB from N, CA, C (the coefficients ESMFold's trunk and ProteinMPNN use).
@@ -110,33 +108,3 @@ def backbone_dihedrals(coords: torch.Tensor, mask: torch.Tensor) -> tuple[torch.
     defined = torch.stack([m_prev, m_next, m_next], dim=-1)
     feats = torch.cat([torch.sin(angles), torch.cos(angles)], dim=-1) * defined.repeat(1, 1, 2)
     return feats, defined
-
-
-def kabsch_rmsd(pred: np.ndarray, true: np.ndarray) -> float:
-    """RMSD (A) of two ``[N, 3]`` point sets after optimal superposition.
-
-    >>> x = np.random.default_rng(0).normal(size=(10, 3))
-    >>> q, _ = np.linalg.qr(np.random.default_rng(1).normal(size=(3, 3)))
-    >>> q *= np.sign(np.linalg.det(q))
-    >>> round(kabsch_rmsd(x @ q.T + 5.0, x), 6)
-    0.0
-    """
-    p = pred - pred.mean(0)
-    t = true - true.mean(0)
-    u, _, vt = np.linalg.svd(p.T @ t)
-    d = np.sign(np.linalg.det(u @ vt))
-    r = u @ np.diag([1.0, 1.0, d]) @ vt
-    diff = p @ r - t
-    return float(math.sqrt(max((diff**2).sum(1).mean(), 0.0)))
-
-
-def tm_score(pred_ca: np.ndarray, true_ca: np.ndarray) -> float:
-    """TM-score of ``pred_ca`` against ``true_ca`` (same residues), normalised by the true length.
-
-    Uses TM-align (tmtools) on poly-Ala sequences, as the evaluation stage does.
-    """
-    import tmtools
-
-    seq = "A" * len(true_ca)
-    res = tmtools.tm_align(pred_ca.astype(np.float64), true_ca.astype(np.float64), seq, seq)
-    return float(res.tm_norm_chain2)

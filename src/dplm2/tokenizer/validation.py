@@ -21,8 +21,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from dplm2.structure.compare import ca_rmsd, tm_score
 from dplm2.tokenizer.data import ShardChain, collate
-from dplm2.tokenizer.geometry import kabsch_rmsd, tm_score
 from dplm2.tokenizer.model import StructureTokenizer
 
 
@@ -73,8 +73,8 @@ def reconstruct(
         row: dict[str, Any] = {
             "id": rec.id,
             "length": int(obs.sum()),
-            "ca_rmsd": kabsch_rmsd(pred_ca, true_ca),
-            "tm": tm_score(pred_ca, true_ca),
+            "ca_rmsd": ca_rmsd(pred_ca, true_ca),
+            "tm": tm_score(pred_ca, true_ca, normalize_by="b"),
             "aa_recovery": float((pred_aa[known] == aat[known]).mean()) if known.any() else 0.0,
             "mean_plddt": float(dec["plddt"][0][mask].mean()),
             "tokens": tokens[0].cpu().numpy(),
@@ -87,8 +87,8 @@ def reconstruct(
             shuffled[0, idx.to(device)] = tokens[0, perm.to(device)]
             sdec = model.detokenize(shuffled)
             s_ca = sdec["backbone"][0, :, 1].cpu().numpy()[obs].astype(np.float64)
-            row["ca_rmsd_shuffled"] = kabsch_rmsd(s_ca, true_ca)
-            row["tm_shuffled"] = tm_score(s_ca, true_ca)
+            row["ca_rmsd_shuffled"] = ca_rmsd(s_ca, true_ca)
+            row["tm_shuffled"] = tm_score(s_ca, true_ca, normalize_by="b")
         rows.append(row)
     model.train(was_training)
     return rows
