@@ -61,6 +61,13 @@ def res(*parts):
     return str(RESULTS.joinpath(*parts))
 
 
+# The chain and token shards (config process.n_shards), named once for every stage.
+N_SHARDS = int(config["process"]["n_shards"])
+SHARDS = [f"{i:05d}-of-{N_SHARDS:05d}" for i in range(N_SHARDS)]
+CHAIN_SHARDS = [res("chains", f"chains-{s}.parquet") for s in SHARDS]
+TOKEN_SHARDS = [res("tokens", f"tokens-{s}.parquet") for s in SHARDS]
+
+
 def code_version(*packages):
     """Hash of the package sources a rule runs, so editing that code reruns the rule
     (Snakemake tracks params, not imported modules). Narrow on purpose: editing the

@@ -14,13 +14,10 @@ import os
 
 EMBED = config.get("embed", {})  # section + schema $ref are added together
 EMBED_FORMAT = EMBED.get("settings", {}).get("format", "parquet")
-EMBED_N_SHARDS = int(config.get("process", {}).get("n_shards", 2))
-EMBED_SHARDS = [f"{i:05d}-of-{EMBED_N_SHARDS:05d}" for i in range(EMBED_N_SHARDS)]
 
 EMBED_TARGETS = [res("embed", f"{name}.{EMBED_FORMAT}") for name in EMBED.get("sets", {})]
 
 
-EMBED_TOKEN_SHARDS = [res("tokens", f"tokens-{sh}.parquet") for sh in EMBED_SHARDS]
 
 
 rule embed:
@@ -31,7 +28,7 @@ rule embed:
         **TOKENIZER_FILES,
         # a set's own files, or the token shards (so new inputs rerun it)
         data=lambda wc: (
-            EMBED_TOKEN_SHARDS
+            TOKEN_SHARDS
             if EMBED["sets"][wc.name].get("source", "files") == "tokens"
             else EMBED["sets"][wc.name].get("paths", [])
         ),

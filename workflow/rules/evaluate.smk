@@ -147,7 +147,7 @@ rule evaluate_novelty_part:
     # one of `evaluate.novelty.parts` jobs (default: one per chain shard), each on all its threads
     input:
         samples=res("generate", "{task}", "samples.parquet"),
-        chains=eval_chain_shards(),
+        chains=CHAIN_SHARDS,
     output:
         res("evaluate", "{task}", "novelty", f"part-{{npart}}-of-{EVAL_NOVELTY_PARTS:05d}.parquet"),
     log:

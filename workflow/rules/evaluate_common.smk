@@ -27,17 +27,10 @@ def eval_samples(task):
 EVAL_TASKS = [t for t in EVAL.get("tasks", []) if _produced_by_a_rule(eval_samples(t)) and lm_serves(t)]
 
 
-def eval_chain_shards():
-    """Training structures for novelty: the process stage's chain shards (same naming and
-    count as the tokenizer stage uses: config process.n_shards, default 2)."""
-    n = int(config.get("process", {}).get("n_shards", 2))
-    return [res("chains", f"chains-{i:05d}-of-{n:05d}.parquet") for i in range(n)]
-
-
 # Novelty scatters over the references: `evaluate.novelty.parts` jobs (default: one per chain
 # shard), merged by evaluate_novelty.
 EVAL_NOVELTY_PARTS = int(
-    EVAL.get("novelty", {}).get("parts") or config.get("process", {}).get("n_shards", 2)
+    EVAL.get("novelty", {}).get("parts") or N_SHARDS
 )
 
 

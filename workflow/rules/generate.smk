@@ -20,8 +20,6 @@ if len(GEN_TASKS) < len(config["generate"]["tasks"]):
         + ", ".join(f"{t} ({BIT_REFUSED_TASKS[t]})" for t in config["generate"]["tasks"] if not lm_serves(t))
         + ": the LM is a DPLM-2 Bit model"
     )
-GEN_N_SHARDS = int(config.get("process", {}).get("n_shards", 2))
-GEN_SHARDS = [f"{i:05d}-of-{GEN_N_SHARDS:05d}" for i in range(GEN_N_SHARDS)]
 
 GENERATE_TARGETS = [res("generate", task, "samples.parquet") for task in GEN_TASKS]
 
@@ -146,8 +144,8 @@ rule generate_backbone:
 rule generate_folding:
     input:
         **GEN_MODELS,
-        tokens=[res("tokens", f"tokens-{s}.parquet") for s in GEN_SHARDS],
-        chains=[res("chains", f"chains-{s}.parquet") for s in GEN_SHARDS],
+        tokens=TOKEN_SHARDS,
+        chains=CHAIN_SHARDS,
     output:
         samples=res("generate", "folding", "samples.parquet"),
         aatype=res("generate", "folding", "aatype.fasta"),
@@ -180,8 +178,8 @@ rule generate_folding:
 rule generate_inverse_folding:
     input:
         **GEN_MODELS,
-        tokens=[res("tokens", f"tokens-{s}.parquet") for s in GEN_SHARDS],
-        chains=[res("chains", f"chains-{s}.parquet") for s in GEN_SHARDS],
+        tokens=TOKEN_SHARDS,
+        chains=CHAIN_SHARDS,
     output:
         samples=res("generate", "inverse_folding", "samples.parquet"),
         aatype=res("generate", "inverse_folding", "aatype.fasta"),
@@ -245,8 +243,8 @@ rule generate_scaffold:
 rule ss_table:
     """p(SS | structure token): tokens of the training chains x P-SEA on their real CA traces."""
     input:
-        tokens=[res("tokens", f"tokens-{s}.parquet") for s in GEN_SHARDS],
-        chains=[res("chains", f"chains-{s}.parquet") for s in GEN_SHARDS],
+        tokens=TOKEN_SHARDS,
+        chains=CHAIN_SHARDS,
     output:
         res("generate", "ss_table.parquet"),
     log:

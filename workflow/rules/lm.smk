@@ -17,10 +17,6 @@
 import json
 import os
 
-LM_N_SHARDS = int(config.get("process", {}).get("n_shards", 2))
-LM_TOKEN_SHARDS = [
-    res("tokens", f"tokens-{i:05d}-of-{LM_N_SHARDS:05d}.parquet") for i in range(LM_N_SHARDS)
-]
 LM_INIT_FILES = ["config.json", "model.safetensors", "vocab.txt", "dplm2_vocab.json", "init.json"]
 LM_MODEL_FILES = ["config.json", "model.safetensors", "vocab.txt", "dplm2_vocab.json"]
 
@@ -89,7 +85,7 @@ rule warm_start:
 rule train_lm:
     input:
         init=[res("lm", "init", f) for f in LM_INIT_FILES],
-        shards=LM_TOKEN_SHARDS,
+        shards=TOKEN_SHARDS,
     output:
         model=[res("lm", "model", f) for f in LM_MODEL_FILES],
         metrics=res("lm", "metrics.parquet"),

@@ -13,12 +13,10 @@
 import os
 
 PROC = config.setdefault("process", {})
-PROC_PARSE_N = int(PROC.get("parse_shards", 2))
-PROC_CHAIN_N = int(PROC.get("n_shards", 2))
+PROC_PARSE_N = int(PROC["parse_shards"])
 PROC_PARSE_SHARDS = [f"{i:05d}-of-{PROC_PARSE_N:05d}" for i in range(PROC_PARSE_N)]
-PROC_CHAIN_SHARDS = [f"{i:05d}-of-{PROC_CHAIN_N:05d}" for i in range(PROC_CHAIN_N)]
 
-PROCESS_TARGETS = [res("chains", f"chains-{s}.parquet") for s in PROC_CHAIN_SHARDS] + [
+PROCESS_TARGETS = CHAIN_SHARDS + [
     res("chains", "metadata.parquet"),
     res("chains", "filter_report.md"),
 ]
@@ -82,7 +80,7 @@ rule process_gather:
     input:
         [res("process", f"parsed-{s}.parquet") for s in PROC_PARSE_SHARDS],
     output:
-        chains=[res("chains", f"chains-{s}.parquet") for s in PROC_CHAIN_SHARDS],
+        chains=CHAIN_SHARDS,
         metadata=res("chains", "metadata.parquet"),
         report=report(
             res("chains", "filter_report.md"),

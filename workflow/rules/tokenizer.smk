@@ -17,8 +17,6 @@
 import json
 import os
 
-TOK_N_SHARDS = int(config.get("process", {}).get("n_shards", 2))
-TOK_SHARDS = [f"{i:05d}-of-{TOK_N_SHARDS:05d}" for i in range(TOK_N_SHARDS)]
 
 TOK_RELEASED_FILES = ["model.safetensors", "config.json", "released_from.json"]
 # The tokenizer the workflow uses (trained here, or the imported release) + the token shards.
@@ -31,7 +29,7 @@ TOKENIZER_TARGETS = (
         res("tokenizer", "metrics.parquet"),
         res("tokenizer", "training_record.json"),
     ]
-) + [res("tokens", f"tokens-{s}.parquet") for s in TOK_SHARDS]
+) + TOKEN_SHARDS
 
 
 wildcard_constraints:
@@ -76,7 +74,7 @@ rule fetch_tokenizer_encoder:
 
 rule train_tokenizer:
     input:
-        chains=[res("chains", f"chains-{s}.parquet") for s in TOK_SHARDS],
+        chains=CHAIN_SHARDS,
         encoder=[TOK_ENCODER_FILE] if TOK_ENCODER_FILE else [],
     output:
         weights=res("tokenizer", "model.safetensors"),
