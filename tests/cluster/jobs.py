@@ -91,6 +91,12 @@ def parse_jobs(text: str) -> list[Job]:
     return jobs
 
 
+def generated_tasks(jobs: list[Job]) -> list[str]:
+    """The tasks of the planned generation jobs (the generate rule over {task}, and its
+    generate_sequences variant for the tasks without decoded structures), sorted."""
+    return sorted(j.wildcards["task"] for j in jobs if j.rule in ("generate", "generate_sequences"))
+
+
 def job_stats(text: str) -> dict[str, int]:
     """The "Job stats" table of a Snakemake run: rule -> number of jobs (with 'total')."""
     stats: dict[str, int] = {}

@@ -6,11 +6,20 @@ says (GPUs, partition, CPUs, memory, time; torchrun processes = GPUs)."""
 from __future__ import annotations
 
 import math
+from collections import Counter
 
 import pytest
 import yaml
 
-from tests.cluster.jobs import REPO, SLURM_PROFILE, Job, job_stats, parse_jobs, run_snakemake
+from tests.cluster.jobs import (
+    REPO,
+    SLURM_PROFILE,
+    Job,
+    generated_tasks,
+    job_stats,
+    parse_jobs,
+    run_snakemake,
+)
 
 PAPER = REPO / "config" / "paper.yaml"
 OVERLAYS = sorted((REPO / "config").glob("paper-*.yaml"))
@@ -81,8 +90,8 @@ def test_job_count(paper):
         "process_parse": int(proc.get("parse_shards", 2)), "process_gather": 1,
         "train_tokenizer": 1, "tokenize": int(proc.get("n_shards", 2)),
         "warm_start": 1, "train_lm": 1, "all": 1,
-        **{f"generate_{t}": 1 for t in cfg["generate"]["tasks"]},
     }
+    assert generated_tasks(jobs) == sorted(cfg["generate"]["tasks"])
     if dl["afdb"].get("enabled", True):
         expected |= {"download_afdb_ids": 1, "download_afdb": dl["afdb"]["shards"]}
     tok = cfg["tokenizer"]
@@ -98,9 +107,9 @@ def test_job_count(paper):
         assert stats.get(rule, 0) == n, f"{rule}: {stats.get(rule, 0)} jobs, expected {n}"
     # evaluation / report / embedding: per task or per input set, never per shard
     n_tasks = len(set(cfg["generate"]["tasks"]) | set(cfg["evaluate"]["tasks"]))
-    for rule, n in stats.items():
-        if rule not in expected and rule != "total":
-            assert 1 <= n <= n_tasks, f"{rule}: {n} jobs"
+    per_step = Counter((j.rule, j.wildcards.get("metric")) for j in jobs if j.rule not in expected)
+    for step, n in per_step.items():
+        assert 1 <= n <= n_tasks, f"{step}: {n} jobs"
     assert sum(n for r, n in stats.items() if r != "total") == stats["total"] == len(jobs)
     shard_jobs = sum(expected[r] for r in ("download_pdb", "process_parse", "tokenize"))
     assert stats["total"] > shard_jobs > 100
@@ -113,7 +122,7 @@ def _novelty_parts(cfg: dict) -> int:
 
 def test_novelty_scatters_over_the_references(paper):
     """One evaluate_novelty_part job per range of the training chains, each on the profile's
-    threads (`--threads` = its CPUs), all merged by one small evaluate_novelty job."""
+    threads (`--threads` = its CPUs), all merged by one small novelty job of evaluate_metric."""
     cfg, jobs, _, _ = paper
     n = _novelty_parts(cfg)
     parts = [j for j in jobs if j.rule == "evaluate_novelty_part"]
@@ -124,7 +133,7 @@ def test_novelty_scatters_over_the_references(paper):
         assert j.threads == 8 and f"--threads {j.threads}" in j.shell
         assert f"--parts {n}" in j.shell and j.group is None
         assert j.res_int("mem_mb") == 8000
-    merge = [j for j in jobs if j.rule == "evaluate_novelty"]
+    merge = [j for j in jobs if j.rule == "evaluate_metric" and j.wildcards["metric"] == "novelty"]
     assert merge and all(j.threads == 1 and "novelty-merge" in j.shell for j in merge)
 
 

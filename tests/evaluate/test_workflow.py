@@ -141,9 +141,8 @@ def test_snakemake_cogen_rules_and_single_metric_rerun(tmp_path, tiny_esmfold, r
                str(root / "report/designs_cogen.html")]
 
     # the samples and chain shards here are hand-made: only evaluation rules may run
-    allowed = ["evaluate_refold", "evaluate_self_consistency", "evaluate_diversity", "evaluate_novelty",
-               "evaluate_novelty_part", "evaluate_summary", "report_metric_plots",
-               "report_designs"]
+    allowed = ["evaluate_refold", "evaluate_metric", "evaluate_diversity", "evaluate_novelty_part",
+               "evaluate_summary", "report_metric_plots", "report_designs"]
 
     def run(*args):
         p = subprocess.run([exe, "--cores", "2", *args, "--allowed-rules", *allowed,
@@ -176,7 +175,7 @@ def test_snakemake_cogen_rules_and_single_metric_rerun(tmp_path, tiny_esmfold, r
     (ev / "diversity.parquet").unlink()
     log = run(str(ev / "diversity.parquet"))
     assert "rule evaluate_diversity:" in log  # "rule" or "localrule" header of a job
-    assert "rule evaluate_refold:" not in log and "rule evaluate_novelty:" not in log
+    assert "rule evaluate_refold:" not in log and "rule evaluate_metric:" not in log
     assert (ev / "diversity.parquet").exists()
     for m, t in before.items():
         assert (ev / f"{m}.parquet").stat().st_mtime_ns == t

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.cluster.jobs import job_stats
+from tests.cluster.jobs import generated_tasks, job_stats, parse_jobs
 from tests.workflow.test_snakemake import REPO, run_snakemake
 
 LM_HUB = "airkingbd/dplm2_150m"
@@ -54,7 +54,7 @@ def test_released_model_replaces_its_training_in_the_dag(tmp_path, which):
                 "tokenizer": TOK_HUB if "tokenizer" in which else None}
     cfg = _config(tmp_path, released)
     jobs = job_stats(_dry_run(cfg, str(tmp_path / "results" / COGEN), extra=("--quiet", "rules")))
-    assert jobs["generate_cogen"] == 1
+    assert jobs["generate"] == 1  # the target: cogen's samples
     for part in ("lm", "tokenizer"):
         if part in which:
             assert jobs.get(IMPORTS[part]) == 1 and TRAINING[part] not in jobs, jobs
@@ -63,8 +63,7 @@ def test_released_model_replaces_its_training_in_the_dag(tmp_path, which):
     if "lm" in which:
         assert "warm_start" not in jobs
     if which == ("lm", "tokenizer"):  # nothing but the two imports and the sampling
-        assert set(jobs) == {"import_released_lm", "import_released_tokenizer", "generate_cogen",
-                             "total"}
+        assert set(jobs) == {"import_released_lm", "import_released_tokenizer", "generate", "total"}
 
 
 def test_both_null_leave_the_dag_as_it_was(tmp_path):
@@ -86,8 +85,9 @@ def test_every_consumer_reads_the_released_folders(tmp_path):
     jobs = job_stats(text)
     for rule in ("train_lm", "train_tokenizer", "warm_start", "report_training"):
         assert rule not in jobs, rule
-    for rule in ("tokenize", "evaluate_refold", "embed", "generate_cogen", "generate_folding"):
+    for rule in ("tokenize", "evaluate_refold", "embed", "generate"):
         assert rule in jobs, rule
+    assert {"cogen", "folding"} <= set(generated_tasks(parse_jobs(text)))
     shells = [line[len("Shell command: "):] for line in text.splitlines()
               if line.startswith("Shell command: dplm2 ")]
     released_lm, released_tok = str(res / "released" / "lm"), str(res / "released" / "tokenizer")

@@ -39,20 +39,24 @@ except ValueError:  # not the main thread (Snakemake's API used from a thread): 
     pass
 
 
-# Defaults of every key, also nested and behind the stage schemas' `$ref`s (Snakemake's `validate`
-# sets them only in the file it is given): the package's schemas (src/dplm2/schemas) are the one
-# place that holds them, and the CLIs fill the same ones.
+# The package is imported while planning (standard library, PyYAML and jsonschema only): from the
+# environment, or from src/ when Snakemake runs from an environment without it installed.
 try:
-    from dplm2.config import apply_schema_defaults
-except ImportError:  # Snakemake run from an environment without the package installed
+    import dplm2
+except ImportError:
     import sys
 
     sys.path.insert(0, str(Path(workflow.basedir) / "src"))
-    from dplm2.config import apply_schema_defaults
+from dplm2.config import apply_schema_defaults, schema_node
+from dplm2.evaluate.config import TASK_METRICS
+from dplm2.lm.objective import BIT_REFUSED_TASKS, config_objective, source_objective
 
+# Defaults of every key, also nested and behind the stage schemas' `$ref`s (Snakemake's `validate`
+# sets them only in the file it is given): the package's schemas (src/dplm2/schemas) are the one
+# place that holds them, and the CLIs fill the same ones.
 apply_schema_defaults(config)
 
-RESULTS = Path(config.get("results", "results"))
+RESULTS = Path(config["results"])
 SRC = Path(workflow.basedir) / "src" / "dplm2"
 
 
@@ -66,6 +70,16 @@ N_SHARDS = int(config["process"]["n_shards"])
 SHARDS = [f"{i:05d}-of-{N_SHARDS:05d}" for i in range(N_SHARDS)]
 CHAIN_SHARDS = [res("chains", f"chains-{s}.parquet") for s in SHARDS]
 TOKEN_SHARDS = [res("tokens", f"tokens-{s}.parquet") for s in SHARDS]
+
+# The generation tasks (the generate schema's list), and the metric tables each evaluated task
+# gets (dplm2.evaluate.config.TASK_METRICS): the {task} and {metric} wildcards take these values.
+GENERATE_TASKS = schema_node("generate.tasks")["items"]["enum"]
+EVALUATE_METRICS = sorted({m for metrics in TASK_METRICS.values() for m in metrics})
+
+
+wildcard_constraints:
+    task="|".join(GENERATE_TASKS),
+    metric="|".join(EVALUATE_METRICS),
 
 
 def code_version(*packages):
@@ -95,11 +109,10 @@ def section(*keys):
 # The one place that picks the LM and tokenizer folders: null = the models trained here
 # (train_lm -> results/lm/model, train_tokenizer -> results/tokenizer); a released checkpoint =
 # its conversion by import_released_lm / import_released_tokenizer into results/released/.
-# tokenize, generate_*, evaluate_refold and embed read only these, so with a released model the
+# tokenize, generate, evaluate_refold and embed read only these, so with a released model the
 # matching training rule is not in their DAG (the training rules still write their own folders).
-RELEASED = config.get("released", {})
-RELEASED_LM = RELEASED.get("lm") or None
-RELEASED_TOKENIZER = RELEASED.get("tokenizer") or None
+RELEASED_LM = config["released"]["lm"] or None
+RELEASED_TOKENIZER = config["released"]["tokenizer"] or None
 
 LM_DIR = res("released", "lm") if RELEASED_LM else res("lm", "model")
 TOKENIZER_DIR = res("released", "tokenizer") if RELEASED_TOKENIZER else res("tokenizer")
@@ -120,18 +133,9 @@ TOKENIZER_FILES = dict(
 # Decided while planning from the LM's config.json (dplm2.lm.objective, standard library only):
 # the released source (folder, or a hub id already in the local cache; otherwise its import,
 # once done) or, for the LM trained here, config lm.objective.
-try:
-    from dplm2.lm.objective import BIT_REFUSED_TASKS, config_objective, source_objective
-except ImportError:  # Snakemake run from an environment without the package installed
-    import sys
-
-    sys.path.insert(0, str(SRC.parent))
-    from dplm2.lm.objective import BIT_REFUSED_TASKS, config_objective, source_objective
-
-
 def _lm_objective():
     if not RELEASED_LM:
-        return config["lm"].get("objective", "index")
+        return config["lm"]["objective"]
     found = source_objective(RELEASED_LM)
     imported = Path(LM_DIR) / "config.json"
     if found is None and imported.is_file():
@@ -147,20 +151,16 @@ def lm_serves(task):
     return not (LM_OBJECTIVE == "bit" and task in BIT_REFUSED_TASKS)
 
 
-def lm_refusal(task):
-    """Input function of a generation rule: a clear planning error when the LM is a bit model
-    that refuses ``task`` (the rule is only evaluated when some target needs it)."""
-
-    def check(wildcards):
-        if not lm_serves(task):
-            raise WorkflowError(
-                f"generate_{task}: the LM ({RELEASED_LM or 'lm.objective: bit'}) is a DPLM-2 Bit "
-                f"model, which cannot run {task}: {BIT_REFUSED_TASKS[task]}. Remove {task} from "
-                "generate.tasks / evaluate.tasks or use a DPLM-2 (index) model."
-            )
-        return []
-
-    return check
+def lm_refusal(wildcards):
+    """Input function of the generate rules: a clear planning error when the LM is a bit model
+    that refuses the task (only evaluated when some target needs that task)."""
+    if not lm_serves(wildcards.task):
+        raise WorkflowError(
+            f"generate {wildcards.task}: the LM ({RELEASED_LM or 'lm.objective: bit'}) is a DPLM-2 "
+            f"Bit model, which cannot run {wildcards.task}: {BIT_REFUSED_TASKS[wildcards.task]}. "
+            f"Remove {wildcards.task} from generate.tasks / evaluate.tasks or use a DPLM-2 (index) model."
+        )
+    return []
 
 
 def released_source_files(source, names):
@@ -186,7 +186,7 @@ def all_targets():
 
 
 # --- local sources (config section `local`, workflow/rules/process.smk) -------------------------
-LOCAL_SOURCES = config.get("local") or {}
+LOCAL_SOURCES = config["local"]
 
 
 def local_files(wildcards=None):
@@ -196,8 +196,7 @@ def local_files(wildcards=None):
 
     found = set()
     for body in LOCAL_SOURCES.values():
-        paths = body.get("paths", [])
-        for item in [paths] if isinstance(paths, str) else paths:
+        for item in body["paths"]:
             if any(ch in item for ch in "*?["):
                 found.update(p for p in _glob.glob(item, recursive=True) if os.path.isfile(p))
             elif os.path.isdir(item):

@@ -8,16 +8,14 @@
 # workflow's token shards (a split of them). Which LM and tokenizer: LM_FILES / TOKENIZER_FILES
 # (common.smk, config section `released`).
 
-import json
 import os
 
 
-EMBED = config.get("embed", {})  # section + schema $ref are added together
-EMBED_FORMAT = EMBED.get("settings", {}).get("format", "parquet")
+EMBED = config["embed"]
+EMBED_FORMAT = EMBED["settings"]["format"]
+EMBED_SETS = EMBED["sets"]
 
-EMBED_TARGETS = [res("embed", f"{name}.{EMBED_FORMAT}") for name in EMBED.get("sets", {})]
-
-
+EMBED_TARGETS = [res("embed", f"{name}.{EMBED_FORMAT}") for name in EMBED_SETS]
 
 
 rule embed:
@@ -28,9 +26,7 @@ rule embed:
         **TOKENIZER_FILES,
         # a set's own files, or the token shards (so new inputs rerun it)
         data=lambda wc: (
-            TOKEN_SHARDS
-            if EMBED["sets"][wc.name].get("source", "files") == "tokens"
-            else EMBED["sets"][wc.name].get("paths", [])
+            TOKEN_SHARDS if EMBED_SETS[wc.name]["source"] == "tokens" else EMBED_SETS[wc.name]["paths"]
         ),
     output:
         res("embed", f"{{name}}.{EMBED_FORMAT}"),
@@ -46,12 +42,11 @@ rule embed:
         runtime=lambda wc, attempt: 60 * attempt,
     params:
         code=code_version("embed", "lm"),
-        cfg=json.dumps(EMBED.get("settings", {}), sort_keys=True),
+        cfg=section("embed", "settings"),
         inputs=lambda wc, input: " ".join(f"'{p}'" for p in input.data),
         extra=lambda wc: (
-            f"--split {EMBED['sets'][wc.name]['split']}"
-            if EMBED["sets"][wc.name].get("source", "files") == "tokens"
-            and EMBED["sets"][wc.name].get("split")
+            f"--split {EMBED_SETS[wc.name]['split']}"
+            if EMBED_SETS[wc.name]["source"] == "tokens" and EMBED_SETS[wc.name]["split"]
             else ""
         ),
         lm=lambda wc, input: os.path.dirname(input.lm_weights),

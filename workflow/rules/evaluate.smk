@@ -1,5 +1,6 @@
-# evaluate stage rules: one rule (and one table) per metric, results/evaluate/{task}/{metric}.parquet,
-# plus summary.parquet + summary.md per task. See src/dplm2/evaluate/ and src/dplm2/schemas/evaluate.schema.yaml.
+# evaluate stage rules: one table per metric, results/evaluate/{task}/{metric}.parquet (rule
+# evaluate_metric; which metrics a task gets: dplm2.evaluate.config.TASK_METRICS), plus
+# summary.parquet + summary.md per task. See src/dplm2/evaluate/ and src/dplm2/schemas/evaluate.schema.yaml.
 #
 # Recompute one metric only: delete its table and ask for it, e.g.
 #   rm results/evaluate/cogen/diversity.parquet
@@ -11,7 +12,6 @@ include: "evaluate_common.smk"
 
 
 wildcard_constraints:
-    task="cogen|folding|inverse_folding|scaffold|ss_cogen",
     npart=r"\d{5}",
 
 
@@ -44,102 +44,37 @@ rule evaluate_refold:
         "--params {params.cfg:q} > {log} 2>&1"
 
 
-rule evaluate_self_consistency:
-    """scTM, scRMSD, pLDDT and both designability rules (cogen, inverse folding, scaffold)."""
+rule evaluate_metric:
+    """One metric table of one task ({metric}.parquet; how: EVAL_METRIC_RUN)."""
+    # self_consistency: scTM, scRMSD, pLDDT, designability; fold_accuracy: RMSD/TM vs the true
+    # structure; recovery: AAR; diversity; motif; novelty: merge of the evaluate_novelty_part tables
     input:
-        samples=res("generate", "{task}", "samples.parquet"),
-        refold=res("evaluate", "{task}", "refold.parquet"),
+        unpack(eval_metric_inputs),
     output:
-        res("evaluate", "{task}", "self_consistency.parquet"),
+        res("evaluate", "{task}", "{metric}.parquet"),
+    wildcard_constraints:
+        metric="|".join(m for m in EVAL_METRIC_RUN if m != "diversity"),
     log:
-        res("logs", "evaluate", "{task}", "self_consistency.log"),
+        res("logs", "evaluate", "{task}", "{metric}.log"),
     benchmark:
-        res("benchmarks", "evaluate", "{task}", "self_consistency.tsv")
+        res("benchmarks", "evaluate", "{task}", "{metric}.tsv")
     conda:
         "../../envs/torch.yaml"
     threads: 1
     resources:
-        mem_mb=lambda wildcards, attempt: 2000 * attempt,
-        runtime=lambda wildcards, attempt: 60 * attempt,
+        mem_mb=lambda wc, attempt: EVAL_METRIC_RUN[wc.metric].get("mem_mb", 2000) * attempt,
+        runtime=lambda wc, attempt: EVAL_METRIC_RUN[wc.metric]["runtime"] * attempt,
     params:
         code=code_version("evaluate"),
-        cfg=section("evaluate", "self_consistency"),
+        args=eval_metric_args,
     shell:
-        "dplm2 evaluate self-consistency --task {wildcards.task} --samples {input.samples} "
-        "--refold {input.refold} --out {output} --params {params.cfg:q} > {log} 2>&1"
+        "dplm2 evaluate {params.args} > {log} 2>&1"
 
 
-rule evaluate_fold_accuracy:
-    """Folding task: RMSD / TM-score of the predicted vs the true structure."""
-    input:
-        samples=res("generate", "{task}", "samples.parquet"),
-    output:
-        res("evaluate", "{task}", "fold_accuracy.parquet"),
-    log:
-        res("logs", "evaluate", "{task}", "fold_accuracy.log"),
-    benchmark:
-        res("benchmarks", "evaluate", "{task}", "fold_accuracy.tsv")
-    conda:
-        "../../envs/torch.yaml"
-    threads: 1
-    resources:
-        mem_mb=lambda wildcards, attempt: 2000 * attempt,
-        runtime=lambda wildcards, attempt: 60 * attempt,
-    params:
-        code=code_version("evaluate"),
-        cfg=section("evaluate", "fold_accuracy"),
-    shell:
-        "dplm2 evaluate fold-accuracy --task {wildcards.task} --samples {input.samples} "
-        "--out {output} --params {params.cfg:q} > {log} 2>&1"
-
-
-rule evaluate_recovery:
-    """Inverse folding: amino-acid recovery against the native sequence."""
-    input:
-        samples=res("generate", "{task}", "samples.parquet"),
-    output:
-        res("evaluate", "{task}", "recovery.parquet"),
-    log:
-        res("logs", "evaluate", "{task}", "recovery.log"),
-    benchmark:
-        res("benchmarks", "evaluate", "{task}", "recovery.tsv")
-    conda:
-        "../../envs/torch.yaml"
-    threads: 1
-    resources:
-        mem_mb=lambda wildcards, attempt: 2000 * attempt,
-        runtime=lambda wildcards, attempt: 30 * attempt,
-    params:
-        code=code_version("evaluate"),
-    shell:
-        "dplm2 evaluate recovery --task {wildcards.task} --samples {input.samples} "
-        "--out {output} > {log} 2>&1"
-
-
-rule evaluate_diversity:
-    """Inner-TM per length and clusters of the designable samples (TM-align or Foldseek)."""
-    input:
-        samples=res("generate", "{task}", "samples.parquet"),
-        sc=res("evaluate", "{task}", "self_consistency.parquet"),
-    output:
-        res("evaluate", "{task}", "diversity.parquet"),
-    log:
-        res("logs", "evaluate", "{task}", "diversity.log"),
-    benchmark:
-        res("benchmarks", "evaluate", "{task}", "diversity.tsv")
-    conda:
-        "../../envs/torch.yaml"
+use rule evaluate_metric as evaluate_diversity with:
+    wildcard_constraints:
+        metric="diversity",
     threads: 2
-    resources:
-        mem_mb=lambda wildcards, attempt: 2000 * attempt,
-        runtime=lambda wildcards, attempt: 120 * attempt,
-    params:
-        code=code_version("evaluate"),
-        cfg=section("evaluate", "diversity"),
-    shell:
-        "dplm2 evaluate diversity --task {wildcards.task} --samples {input.samples} "
-        "--self-consistency {input.sc} --out {output} --threads {threads} "
-        "--params {params.cfg:q} > {log} 2>&1"
 
 
 rule evaluate_novelty_part:
@@ -169,55 +104,6 @@ rule evaluate_novelty_part:
         "dplm2 evaluate novelty-part --task {wildcards.task} --samples {input.samples} "
         "--chains {input.chains} --part {params.part} --parts {params.parts} "
         "--threads {threads} --out {output} --params {params.cfg:q} > {log} 2>&1"
-
-
-rule evaluate_novelty:
-    """Max TM-score of each sample to the training chains (pdb-TM): merge of the parts."""
-    input:
-        samples=res("generate", "{task}", "samples.parquet"),
-        parts=eval_novelty_parts,
-    output:
-        res("evaluate", "{task}", "novelty.parquet"),
-    log:
-        res("logs", "evaluate", "{task}", "novelty.log"),
-    benchmark:
-        res("benchmarks", "evaluate", "{task}", "novelty.tsv")
-    conda:
-        "../../envs/torch.yaml"
-    threads: 1
-    resources:
-        mem_mb=lambda wildcards, attempt: 1000 * attempt,
-        runtime=lambda wildcards, attempt: 10 * attempt,
-    params:
-        code=code_version("evaluate"),
-    shell:
-        "dplm2 evaluate novelty-merge --task {wildcards.task} --samples {input.samples} "
-        "--part-tables {input.parts} --out {output} > {log} 2>&1"
-
-
-rule evaluate_motif:
-    """Motif scaffolding: motif RMSD on the motif, success with scTM, problems solved."""
-    input:
-        samples=res("generate", "{task}", "samples.parquet"),
-        sc=res("evaluate", "{task}", "self_consistency.parquet"),
-    output:
-        res("evaluate", "{task}", "motif.parquet"),
-    log:
-        res("logs", "evaluate", "{task}", "motif.log"),
-    benchmark:
-        res("benchmarks", "evaluate", "{task}", "motif.tsv")
-    conda:
-        "../../envs/torch.yaml"
-    threads: 1
-    resources:
-        mem_mb=lambda wildcards, attempt: 2000 * attempt,
-        runtime=lambda wildcards, attempt: 30 * attempt,
-    params:
-        code=code_version("evaluate"),
-        cfg=section("evaluate", "motif"),
-    shell:
-        "dplm2 evaluate motif --task {wildcards.task} --samples {input.samples} "
-        "--self-consistency {input.sc} --out {output} --params {params.cfg:q} > {log} 2>&1"
 
 
 rule evaluate_summary:

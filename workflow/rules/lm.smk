@@ -75,8 +75,7 @@ rule warm_start:
     params:
         code=code_version("lm"),
         # only the init keys: changing training settings never re-runs the warm start
-        cfg=json.dumps({"init": config["lm"].get("init", {}),
-                        "objective": config["lm"].get("objective", "index")}, sort_keys=True),
+        cfg=json.dumps({k: config["lm"][k] for k in ("init", "objective")}, sort_keys=True),
         out_dir=lambda wc, output: os.path.dirname(output[0]),
     shell:
         "dplm2 lm warm-start --out {params.out_dir:q} --params {params.cfg:q} > {log:q} 2>&1"
@@ -101,7 +100,7 @@ rule train_lm:
         runtime=lambda wc, attempt: 60 * attempt,
         gpu=0,  # a GPU profile sets `set-resources: train_lm:gpu=N` and `nproc=N`
         # torchrun processes: a resource, so a profile that grants N GPUs also starts N ranks.
-        nproc=int(config["lm"].get("nproc_per_node", 1)),
+        nproc=config["lm"]["nproc_per_node"],
     params:
         code=code_version("lm"),
         cfg=section("lm"),

@@ -37,11 +37,8 @@ wildcard_constraints:
 
 
 # model.encoder esm_if1: ESM-IF1's weights (tokenizer.encoder_checkpoint), fetched first when a URL.
-TOK_CFG = config.get("tokenizer", {})
 TOK_ENCODER_SOURCE = (
-    TOK_CFG.get("encoder_checkpoint")
-    if TOK_CFG.get("model", {}).get("encoder") == "esm_if1"
-    else None
+    config["tokenizer"]["encoder_checkpoint"] if config["tokenizer"]["model"]["encoder"] == "esm_if1" else None
 )
 TOK_ENCODER_IS_URL = bool(TOK_ENCODER_SOURCE) and "://" in TOK_ENCODER_SOURCE
 TOK_ENCODER_FILE = (
@@ -161,7 +158,7 @@ rule tokenize:
         gpu=0,
     params:
         code=code_version("tokenizer"),
-        cfg=json.dumps(config["tokenizer"].get("tokenize", {}), sort_keys=True),
+        cfg=section("tokenizer", "tokenize"),
         tokenizer=lambda wc, input: os.path.dirname(input.tok_weights),
     shell:
         "dplm2 tokenizer tokenize --chains {input.chains:q} --tokenizer {params.tokenizer:q} "
