@@ -26,7 +26,7 @@ def build_tiny_models(folder: Path, seed: int = 0, codebook_bits: int = 6) -> tu
     lm_dir, tok_dir = folder / "lm", folder / "tokenizer"
     lm.save_pretrained(lm_dir)
     tcfg = TokConfig.from_dict(dict(
-        encoder_dim=32, encoder_neighbors=8, encoder_rbf=8, encoder_message_layers=1,
+        decoder="compact", encoder_dim=32, encoder_neighbors=8, encoder_rbf=8, encoder_message_layers=1,
         encoder_layers=1, encoder_heads=2, codebook_bits=codebook_bits, post_dim=32,
         post_layers=1, post_heads=2, trunk_blocks=0, pair_dim=8, seq_head_width=16,
         pair_head_width=8, position_bins=8, sm_blocks=1, ipa_dim=8, ipa_heads=2, qk_points=2,

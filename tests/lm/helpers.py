@@ -58,7 +58,8 @@ def fresh_tokenizer_codes(chains, length: int | None = None, seed: int = 0) -> l
 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        cfg = ModelConfig.from_dict(dict(encoder_dim=64, encoder_neighbors=16, encoder_layers=1, encoder_heads=4,
+        cfg = ModelConfig.from_dict(dict(decoder="compact", encoder_dim=64, encoder_neighbors=16,
+                                         encoder_layers=1, encoder_heads=4,
                                          post_dim=64, post_layers=1, post_heads=4, trunk_blocks=0, pair_dim=16,
                                          seq_head_width=16, pair_head_width=16, sm_blocks=1, ipa_heads=4))
         model = StructureTokenizer(cfg)

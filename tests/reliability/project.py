@@ -34,7 +34,7 @@ TINY = {
     "download": {"afdb": {"swissprot": {"enabled": False}}},
     "process": {"parse_shards": 1, "n_shards": 1},
     "tokenizer": {
-        "model": {"encoder_dim": 32, "encoder_neighbors": 8, "encoder_message_layers": 1,
+        "model": {"decoder": "compact", "encoder_dim": 32, "encoder_neighbors": 8, "encoder_message_layers": 1,
                   "encoder_layers": 1, "encoder_heads": 4, "post_dim": 32, "post_layers": 1,
                   "post_heads": 4, "pair_dim": 8, "seq_head_width": 8, "pair_head_width": 8,
                   "sm_blocks": 1, "ipa_heads": 2, "recycles": 0},

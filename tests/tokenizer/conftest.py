@@ -32,7 +32,7 @@ FIXTURE_CHAINS = [
 ]
 
 TINY_MODEL = dict(
-    encoder_dim=32, encoder_neighbors=8, encoder_message_layers=1, encoder_layers=1,
+    decoder="compact", encoder_dim=32, encoder_neighbors=8, encoder_message_layers=1, encoder_layers=1,
     encoder_heads=4, post_dim=32, post_layers=1, post_heads=4, trunk_blocks=0, pair_dim=8,
     seq_head_width=8, pair_head_width=8, sm_blocks=2, ipa_heads=2, recycles=0,
     pair_from_sequence=True,

@@ -303,7 +303,7 @@ def test_folder_loads_every_tensor_exactly(tmp_path, subdir):
     base = tmp_path / "stok" / subdir if subdir else tmp_path / "stok"
     assert sha == sha256_file(base / official.WEIGHTS_NAME)
     cfg = model.cfg
-    assert (cfg.post_transformer, cfg.trunk_input_mlp, cfg.heads) == ("rotary", True, "esmfold")
+    assert cfg.decoder == "reference"
     assert (cfg.encoder_dim, cfg.codebook_bits, cfg.post_dim, cfg.post_layers, cfg.post_heads,
             cfg.trunk_blocks, cfg.pair_dim, cfg.seq_head_width, cfg.pair_head_width,
             cfg.position_bins, cfg.sm_blocks, cfg.ipa_dim, cfg.ipa_heads, cfg.qk_points,
@@ -582,8 +582,7 @@ def test_reference_options_train_and_round_trip(tmp_path, records):
     from .conftest import TINY_MODEL
 
     torch.manual_seed(0)
-    cfg = ModelConfig.from_dict(dict(**{**TINY_MODEL, "post_transformer": "rotary", "trunk_input_mlp": True,
-                         "heads": "esmfold", "bit_standardize": False}))
+    cfg = ModelConfig.from_dict(dict(**{**TINY_MODEL, "decoder": "reference", "bit_standardize": False}))
     model = StructureTokenizer(cfg)
     batch = collate(records[:2], [(0, 24), (0, 20)])
     out = model(batch)

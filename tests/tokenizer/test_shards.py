@@ -33,6 +33,23 @@ def test_save_load_round_trip(saved, tiny_model):
         assert torch.equal(a, b)
 
 
+def test_tokenizers_saved_with_the_three_decoder_switches_still_load(saved, tiny_model):
+    """config.json written before ``decoder`` replaced post_transformer / trunk_input_mlp / heads
+    (a compact decoder's values): it loads as ``decoder: compact`` with the same weights; a
+    combination that is neither decoder is refused naming the file."""
+    cfg = json.loads((saved / "config.json").read_text())
+    assert cfg.pop("decoder") == "compact"
+    legacy = {"post_transformer": "sinusoidal", "trunk_input_mlp": False, "heads": "dplm2"}
+    (saved / "config.json").write_text(json.dumps({**cfg, **legacy}))
+    model, _ = load_tokenizer(saved)
+    assert model.cfg == tiny_model.cfg
+    for a, b in zip(model.state_dict().values(), tiny_model.state_dict().values()):
+        assert torch.equal(a, b)
+    (saved / "config.json").write_text(json.dumps({**cfg, **legacy, "heads": "esmfold"}))
+    with pytest.raises(ValueError, match="config.json: decoder options"):
+        load_tokenizer(saved)
+
+
 def test_load_errors_name_the_problem(tmp_path, saved):
     with pytest.raises(FileNotFoundError, match="neither an existing folder"):
         load_tokenizer(tmp_path / "nope")

@@ -125,10 +125,10 @@ def test_training_draws_recycles_so_recycling_weights_learn():
     """Inference runs ``recycles`` extra trunk passes; training must run them too (a uniformly
     drawn number per step, as AF2/ESMFold do), else the recycling layers stay untrained."""
     from dplm2.tokenizer.config import ModelConfig
-    from dplm2.tokenizer.decoder import StructureDecoder
+    from dplm2.tokenizer.decoder import build_decoder
 
     torch.manual_seed(0)
-    dec = StructureDecoder(ModelConfig.from_dict(dict(**{**TINY_MODEL, "recycles": 1}))).train()
+    dec = build_decoder(ModelConfig.from_dict(dict(**{**TINY_MODEL, "recycles": 1}))).train()
     calls = []
     dec.trunk.structure_module.register_forward_hook(lambda *args: calls.append(1))
     codes = torch.randn(1, 12, 13).sign()

@@ -66,7 +66,7 @@ rule download_pdb_ids:
 
 rule download_pdb:
     input:
-        ids=res("download", "pdb_ids.txt"),
+        ids=rules.download_pdb_ids.output[0],
     output:
         ensure(res("download", "pdb", "manifest-{scatteritem}.parquet"), non_empty=True),
     log:
@@ -142,7 +142,7 @@ rule download_afdb_ids:
 
 rule download_afdb:
     input:
-        ids=res("download", "afdb_accessions.txt"),
+        ids=rules.download_afdb_ids.output[0],
     output:
         ensure(res("download", "afdb", "manifest-{scatteritem}.parquet"), non_empty=True),
     log:

@@ -19,7 +19,7 @@ rule evaluate_refold:
     """Fold every sample's sequence once with the folding backend (cached for all sc metrics)."""
     input:
         unpack(eval_refold_models),
-        samples=res("generate", "{task}", "samples.parquet"),
+        samples=rules.generate.output.samples,
     output:
         table=res("evaluate", "{task}", "refold.parquet"),
         pdb=directory(res("evaluate", "{task}", "refold")),
@@ -81,7 +81,7 @@ rule evaluate_novelty_part:
     """Best training chain of each sample in one range of the references (novelty scatter)."""
     # one of `evaluate.novelty.parts` jobs (default: one per chain shard), each on all its threads
     input:
-        samples=res("generate", "{task}", "samples.parquet"),
+        samples=rules.generate.output.samples,
         chains=CHAIN_SHARDS,
     output:
         res("evaluate", "{task}", "novelty", f"part-{{npart}}-of-{EVAL_NOVELTY_PARTS:05d}.parquet"),

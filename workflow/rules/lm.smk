@@ -83,7 +83,7 @@ rule warm_start:
 
 rule train_lm:
     input:
-        init=[res("lm", "init", f) for f in LM_INIT_FILES],
+        init=rules.warm_start.output,
         shards=TOKEN_SHARDS,
     output:
         model=[res("lm", "model", f) for f in LM_MODEL_FILES],

@@ -35,7 +35,7 @@ rule report_metric_plots:
 rule report_summary_page:
     """The task's summary table, attached to the report as a page."""
     input:
-        res("evaluate", "{task}", "summary.md"),
+        rules.evaluate_summary.output.md,
     output:
         report(
             res("report", "summary_{task}.md"),

@@ -54,9 +54,7 @@ class ModelConfig(StageConfig):
     recycles: int
     distogram_bins: int
     dropout: float
-    post_transformer: str
-    trunk_input_mlp: bool
-    heads: str
+    decoder: str
     gvp_ffn_dim: int
     gvp_node_scalar: int
     gvp_node_vector: int
@@ -70,7 +68,7 @@ class ModelConfig(StageConfig):
                 raise ConfigError(f"tokenizer.model.{what}_dim {dim} not divisible by heads {heads}")
         if self.post_dim % self.seq_head_width or self.pair_dim % self.pair_head_width:
             raise ConfigError("tokenizer.model: post_dim/pair_dim must be multiples of head widths")
-        if self.post_transformer == "rotary" and (self.post_dim // self.post_heads) % 2:
+        if self.decoder == "reference" and (self.post_dim // self.post_heads) % 2:
             raise ConfigError("tokenizer.model: rotary positions need an even head width "
                               "(post_dim / post_heads)")
 

@@ -1,20 +1,26 @@
 """Decoder: quantized bits -> backbone, built from transformers' ESMFold modules.
 
-Post-quantization (spec): LayerNorm + MLP (bits -> 128 -> 128, ReLU) + a pre-LN transformer
-over residues (128 wide, 8 heads, 4 layers). Then ``EsmFoldingTrunk`` (triangular blocks,
-optional: ``trunk_blocks = 0`` keeps only its relative-position pair embedding, the recycling
-machinery and the structure module) fed with those features instead of ESM2 embeddings and a
-pair state initialised to zeros, and ``EsmFoldStructureModule`` (IPA) inside it. The decoder
-never sees the amino-acid sequence: ``aatype`` is all zeros (alanine), so the side-chain
-machinery builds only a backbone, and the residue types come from its own amino-acid head.
+:class:`StructureDecoder` is the reference's decoder (the released DPLM-2 tokenizer's layers):
+post-quantization = LayerNorm + MLP (bits -> post_dim -> post_dim, ReLU) + ESM-style pre-LN
+transformer layers with rotary positions (:class:`RotaryTransformerLayer`) + a final LayerNorm;
+ESMFold's input MLP (``esm_s_mlp``); ``EsmFoldingTrunk`` (triangular blocks, optional:
+``trunk_blocks = 0`` keeps only its relative-position pair embedding, the recycling machinery
+and the structure module) fed with those features instead of ESM2 embeddings and a pair state
+initialised to zeros, with ``EsmFoldStructureModule`` (IPA) inside it; ESMFold's heads
+(23-class amino-acid head, per-atom37 lDDT head read at CA, distogram ``(d + d^T) / 2``). The
+decoder never sees the amino-acid sequence: ``aatype`` is all zeros (alanine), so the
+side-chain machinery builds only a backbone, and the residue types come from its own head.
+The pLDDT head reads detached structure-module states: it learns the decoder's confidence
+without shaping it.
 
-Heads: distogram (pair state, symmetrised), amino-acid type (trunk single state), pLDDT
-(structure-module state, detached: it learns the decoder's confidence without shaping it).
-
-Options that reproduce the released reference decoder exactly (``ModelConfig``; defaults keep
-this project's own architecture): ``post_transformer="rotary"`` (ESM-style layers with rotary
-positions, :class:`RotaryTransformerLayer`), ``trunk_input_mlp`` (ESMFold's ``esm_s_mlp``
-before the trunk) and ``heads="esmfold"`` (ESMFold's amino-acid, lDDT and distogram heads).
+:class:`CompactDecoder` (config ``tokenizer.model.decoder: compact``, the CPU demo's) differs in
+three small layers only: an ``nn.TransformerEncoder`` with sinusoidal residue-index encodings
+after the MLP, no input MLP before the trunk, and plain heads (20 types, one lDDT distribution
+per residue, distogram ``d + d^T``). Measured on the overfit benchmark (2026-12-04, 400 steps,
+``python bench/tokenizer_overfit.py --steps 400 --threads 1`` with and without
+``--model '{"decoder": "reference"}'``, docs/results.md): median CA-RMSD 8.9 A and 145 codes in
+use for the compact decoder vs 13.1 A and 32 codes for the reference's layers at the same
+size and steps, so the small model keeps its variant.
 
 transformers 5 applies the ESMFold initialisation (zero-initialised final layers, gating,
 "final" backbone update so initial frames are the identity) only inside
@@ -131,56 +137,62 @@ class RotaryTransformerLayer(nn.Module):
 
 
 class PostQuantizer(nn.Module):
-    """Bits ``[B, L, bits]`` -> decoder single features ``[B, L, post_dim]``.
-
-    ``post_transformer="sinusoidal"``: ``nn.TransformerEncoder`` (pre-LN) over
-    ``mlp(bits) + sinusoidal(residue index)``. ``"rotary"``: the reference's ESM-style layers
-    (:class:`RotaryTransformerLayer`) over ``mlp(bits)``, positions inside the attention.
-    Both end with a LayerNorm (the reference's ``emb_layer_norm_after``).
-    """
+    """Bits ``[B, L, bits]`` -> decoder single features ``[B, L, post_dim]``: the reference's
+    MLP, ESM-style layers with rotary positions (:class:`RotaryTransformerLayer`, positions
+    inside the attention) and final LayerNorm (``emb_layer_norm_after``)."""
 
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
         d = self.dim = cfg.post_dim
-        self.rotary = cfg.post_transformer == "rotary"
         self.mlp = nn.Sequential(
             nn.LayerNorm(cfg.codebook_bits), nn.Linear(cfg.codebook_bits, d), nn.ReLU(),
             nn.Linear(d, d),
         )
-        self.transformer: nn.Module | None
-        if not cfg.post_layers:
-            self.transformer = None
-        elif self.rotary:
-            self.transformer = nn.ModuleList(
-                RotaryTransformerLayer(d, cfg.post_heads, cfg.dropout)
-                for _ in range(cfg.post_layers)
-            )
-        else:
-            self.transformer = nn.TransformerEncoder(
-                nn.TransformerEncoderLayer(d, cfg.post_heads, 4 * d, cfg.dropout,
-                                           batch_first=True, norm_first=True),
-                cfg.post_layers,
-                enable_nested_tensor=False,
-            )
+        self.transformer = self.build_layers(cfg) if cfg.post_layers else None
         self.norm = nn.LayerNorm(d)
 
+    def build_layers(self, cfg: ModelConfig) -> nn.Module:
+        return nn.ModuleList(
+            RotaryTransformerLayer(cfg.post_dim, cfg.post_heads, cfg.dropout)
+            for _ in range(cfg.post_layers)
+        )
+
+    def embed(self, codes: torch.Tensor) -> torch.Tensor:
+        return self.mlp(codes)
+
+    def run_layers(self, h: torch.Tensor, pad: torch.Tensor) -> torch.Tensor:
+        for layer in self.transformer:
+            h = layer(h, pad)
+        return h
+
     def forward(self, codes: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        h = self.mlp(codes)
-        if not self.rotary:
-            # nn.TransformerEncoder has no positions of its own: add sinusoidal encodings of
-            # the residue index.
-            h = h + sinusoidal_positions(codes.shape[1], self.dim, codes.device, codes.dtype)
-        h = h * mask[..., None]  # [B, L, post_dim]
+        h = self.embed(codes) * mask[..., None]  # [B, L, post_dim]
         if self.transformer is not None:
             pad = ~mask
             # keep one key open in an all-padding row (avoids NaN attention)
             pad[:, 0] = pad[:, 0] & ~pad.all(dim=-1)
-            if self.rotary:
-                for layer in self.transformer:
-                    h = layer(h, pad)
-            else:
-                h = self.transformer(h, src_key_padding_mask=pad)
+            h = self.run_layers(h, pad)
         return self.norm(h) * mask[..., None]
+
+
+class SinusoidalPostQuantizer(PostQuantizer):
+    """The compact decoder's: ``nn.TransformerEncoder`` (pre-LN) over
+    ``mlp(bits) + sinusoidal(residue index)`` (it has no positions of its own)."""
+
+    def build_layers(self, cfg: ModelConfig) -> nn.Module:
+        return nn.TransformerEncoder(
+            nn.TransformerEncoderLayer(cfg.post_dim, cfg.post_heads, 4 * cfg.post_dim, cfg.dropout,
+                                       batch_first=True, norm_first=True),
+            cfg.post_layers,
+            enable_nested_tensor=False,
+        )
+
+    def embed(self, codes: torch.Tensor) -> torch.Tensor:
+        return self.mlp(codes) + sinusoidal_positions(codes.shape[1], self.dim, codes.device,
+                                                      codes.dtype)
+
+    def run_layers(self, h: torch.Tensor, pad: torch.Tensor) -> torch.Tensor:
+        return self.transformer(h, src_key_padding_mask=pad)
 
 
 def _trunk_config(cfg: ModelConfig):
@@ -205,14 +217,17 @@ def _trunk_config(cfg: ModelConfig):
 
 
 class StructureDecoder(nn.Module):
-    """Post-quantization network + ESMFold trunk/structure module + heads."""
+    """The reference's decoder: post-quantization network + ESMFold's input MLP, trunk /
+    structure module and heads (module docstring)."""
+
+    post_quantizer = PostQuantizer
 
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
         from transformers.models.esm.modeling_esmfold import EsmFoldingTrunk
 
         self.cfg = cfg
-        self.post = PostQuantizer(cfg)
+        self.post = self.post_quantizer(cfg)
         self.trunk = EsmFoldingTrunk(_trunk_config(cfg))
         self.seq_to_pair = None
         if cfg.pair_from_sequence:
@@ -224,26 +239,28 @@ class StructureDecoder(nn.Module):
             # ESMFold module gives it token information (the trunk blocks' own first step).
             self.seq_to_pair = EsmFoldSequenceToPair(cfg.post_dim, cfg.pair_dim // 2, cfg.pair_dim)
         d = cfg.post_dim
-        self.trunk_input = None
-        if cfg.trunk_input_mlp:  # ESMFold's esm_s_mlp
-            self.trunk_input = nn.Sequential(nn.LayerNorm(d), nn.Linear(d, d), nn.ReLU(),
-                                             nn.Linear(d, d))
+        self.trunk_input = self.build_trunk_input(d)
         self.distogram_head = nn.Linear(cfg.pair_dim, cfg.distogram_bins)
-        self.esmfold_heads = cfg.heads == "esmfold"
-        if self.esmfold_heads:
-            # ESMFold's lm_head (23 classes: 20 types, X, 2 unused) and lddt_head (per atom37,
-            # no non-linearity between its linear layers, hidden width post_dim).
-            self.aa_head = nn.Linear(d, NUM_AA_ESMFOLD)
-            self.plddt_head = nn.Sequential(
-                nn.LayerNorm(d), nn.Linear(d, d), nn.Linear(d, d),
-                nn.Linear(d, ATOM37 * LDDT_BINS),
-            )
-        else:
-            self.aa_head = nn.Sequential(nn.LayerNorm(d), nn.Linear(d, NUM_AA))
-            self.plddt_head = nn.Sequential(
-                nn.LayerNorm(d), nn.Linear(d, d), nn.ReLU(), nn.Linear(d, LDDT_BINS),
-            )
+        self.aa_head, self.plddt_head = self.build_heads(d)
         init_esmfold_modules(self.trunk)
+
+    def build_trunk_input(self, d: int) -> nn.Module | None:
+        """ESMFold's ``esm_s_mlp``."""
+        return nn.Sequential(nn.LayerNorm(d), nn.Linear(d, d), nn.ReLU(), nn.Linear(d, d))
+
+    def build_heads(self, d: int) -> tuple[nn.Module, nn.Module]:
+        """ESMFold's ``lm_head`` (23 classes: 20 types, X, 2 unused) and ``lddt_head`` (per
+        atom37, no non-linearity between its linear layers, hidden width ``d``)."""
+        return nn.Linear(d, NUM_AA_ESMFOLD), nn.Sequential(
+            nn.LayerNorm(d), nn.Linear(d, d), nn.Linear(d, d), nn.Linear(d, ATOM37 * LDDT_BINS),
+        )
+
+    def read_heads(self, dlogits, aa_logits, plddt_logits):
+        """Head outputs -> ``distogram [B, L, L, bins]``, ``aa [B, L, 20]``, ``plddt [B, L, 50]``."""
+        # the 20 standard types only (the reference's argmax may also pick X); the per-residue
+        # lDDT is the CA atom's
+        return (dlogits / 2, aa_logits[..., :NUM_AA],
+                plddt_logits.unflatten(-1, (ATOM37, LDDT_BINS))[..., CA_ATOM37, :])
 
     def forward(self, codes: torch.Tensor, mask: torch.Tensor, recycles: int | None = None) -> dict:
         """Decode bits ``[B, L, bits]`` for residues in ``mask [B, L]``.
@@ -271,17 +288,12 @@ class StructureDecoder(nn.Module):
             n_rec = self.cfg.recycles if recycles is None else recycles
         # The triangular blocks multiply by the mask: it must be float.
         out = self.trunk(s, z, aatype, residx, mask.to(s.dtype), no_recycles=n_rec)
-        pair = out["s_z"]
-        dlogits = self.distogram_head(pair)
-        dlogits = dlogits + dlogits.transpose(1, 2)  # [B, L, L, bins], symmetric
-        aa_logits = self.aa_head(out["s_s"])
-        plddt_logits = self.plddt_head(out["states"][-1].detach())
-        if self.esmfold_heads:
-            dlogits = dlogits / 2
-            # The 20 standard types only (the reference's argmax may also pick X).
-            aa_logits = aa_logits[..., :NUM_AA]
-            # Per-atom lDDT [B, L, 37, bins]; the per-residue value is the CA atom's.
-            plddt_logits = plddt_logits.unflatten(-1, (ATOM37, LDDT_BINS))[..., CA_ATOM37, :]
+        dlogits = self.distogram_head(out["s_z"])
+        dlogits, aa_logits, plddt_logits = self.read_heads(
+            dlogits + dlogits.transpose(1, 2),  # symmetric
+            self.aa_head(out["s_s"]),
+            self.plddt_head(out["states"][-1].detach()),
+        )
         return {
             "frames": out["frames"],
             "positions": out["positions"],
@@ -289,3 +301,29 @@ class StructureDecoder(nn.Module):
             "aa_logits": aa_logits,
             "plddt_logits": plddt_logits,
         }
+
+
+class CompactDecoder(StructureDecoder):
+    """The CPU demo's decoder (``decoder: compact``): sinusoidal post-quantization
+    transformer, no input MLP, plain heads (module docstring for the measurement)."""
+
+    post_quantizer = SinusoidalPostQuantizer
+
+    def build_trunk_input(self, d: int) -> None:
+        return None
+
+    def build_heads(self, d: int) -> tuple[nn.Module, nn.Module]:
+        return nn.Sequential(nn.LayerNorm(d), nn.Linear(d, NUM_AA)), nn.Sequential(
+            nn.LayerNorm(d), nn.Linear(d, d), nn.ReLU(), nn.Linear(d, LDDT_BINS),
+        )
+
+    def read_heads(self, dlogits, aa_logits, plddt_logits):
+        return dlogits, aa_logits, plddt_logits
+
+
+#: ``tokenizer.model.decoder`` -> class.
+DECODERS = {"reference": StructureDecoder, "compact": CompactDecoder}
+
+
+def build_decoder(cfg: ModelConfig) -> StructureDecoder:
+    return DECODERS[cfg.decoder](cfg)

@@ -67,6 +67,15 @@ def resolve_files(name_or_path: str | os.PathLike, cache_dir: str | None = None)
     return files[CONFIG_NAME], files[WEIGHTS_NAME]
 
 
+#: ``config.json`` keys of tokenizers saved before ``decoder`` (2026-12-04), and the decoder each
+#: combination is.
+LEGACY_DECODER_KEYS = ("post_transformer", "trunk_input_mlp", "heads")
+LEGACY_DECODERS = {
+    "reference": {"post_transformer": "rotary", "trunk_input_mlp": True, "heads": "esmfold"},
+    "compact": {"post_transformer": "sinusoidal", "trunk_input_mlp": False, "heads": "dplm2"},
+}
+
+
 def read_config(path: str | os.PathLike) -> ModelConfig:
     """Parse a tokenizer ``config.json``; ``ValueError`` naming the file if it is not one."""
     try:
@@ -75,6 +84,13 @@ def read_config(path: str | os.PathLike) -> ModelConfig:
         raise ValueError(f"{path}: not a readable JSON config ({exc})") from exc
     if data.pop("model_type", MODEL_TYPE) != MODEL_TYPE:
         raise ValueError(f"{path}: not a {MODEL_TYPE} config")
+    legacy = {k: data.pop(k) for k in LEGACY_DECODER_KEYS if k in data}
+    if legacy:  # saved before the three decoder switches became ``decoder``
+        found = [name for name, keys in LEGACY_DECODERS.items() if keys == legacy]
+        if not found or "decoder" in data:
+            raise ValueError(f"{path}: decoder options {legacy} are neither the reference's "
+                             f"nor the compact decoder's ({LEGACY_DECODERS})")
+        data["decoder"] = found[0]
     try:
         return ModelConfig.from_dict(data)
     except ConfigError as exc:

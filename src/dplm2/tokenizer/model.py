@@ -16,7 +16,7 @@ from torch import nn
 
 from dplm2.tokenizer import losses as L
 from dplm2.tokenizer.config import LossConfig, ModelConfig
-from dplm2.tokenizer.decoder import StructureDecoder
+from dplm2.tokenizer.decoder import build_decoder
 from dplm2.tokenizer.encoder import LocalFrameEncoder
 from dplm2.tokenizer.quantizer import Quantizer, QuantizerOutput
 
@@ -52,7 +52,7 @@ class StructureTokenizer(nn.Module):
         self.loss_cfg = loss or LossConfig.from_dict()
         self.encoder = encoder if encoder is not None else build_encoder(cfg)
         self.quantizer = Quantizer(cfg, self.loss_cfg)
-        self.decoder = StructureDecoder(cfg)
+        self.decoder = build_decoder(cfg)
 
     # -- inference ------------------------------------------------------------------------
     def quantize(self, coords: torch.Tensor, atom_mask: torch.Tensor, mask: torch.Tensor) -> QuantizerOutput:

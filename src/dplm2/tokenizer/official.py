@@ -18,11 +18,11 @@ What the release is (read from the reference, ``bytedance/dplm``: ``get_struct_t
 * ``post_quant.mlp.{0,1,3}`` (LayerNorm(13), Linear(13 -> 128), ReLU, Linear) and
   ``post_quant.transformer`` -- fair-esm ``TransformerLayer`` x4 (8 heads, rotary positions,
   no key/value bias, 4x FFN, exact GELU) and ``emb_layer_norm_after``: our
-  ``PostQuantizer`` with ``post_transformer="rotary"``;
-* ``decoder.*`` -- the reference's ESMFold copy: ``esm_s_mlp`` (our ``trunk_input_mlp``), the
+  :class:`~dplm2.tokenizer.decoder.PostQuantizer` (``decoder: reference``);
+* ``decoder.*`` -- the reference's ESMFold copy: ``esm_s_mlp`` (our ``trunk_input``), the
   folding trunk ``decoder.trunk.*`` (fair-esm trunk + openfold structure module; transformers'
   ``EsmFoldingTrunk`` uses the same names, checked block by block), ``distogram_head``,
-  ``lm_head`` (23 classes) and ``lddt_head`` (per atom37): our ``heads="esmfold"``. Unused by
+  ``lm_head`` (23 classes) and ``lddt_head`` (per atom37): our ``StructureDecoder``'s heads. Unused by
   the reference's forward pass and skipped here: ``decoder.esm.*`` (an ESM-2 8M it loads but
   never calls), ``decoder.esm_s_combine``, ``decoder.af2_to_esm``, ``decoder.embedding``,
   ``decoder.ptm_head``.
@@ -342,8 +342,8 @@ def config_from_official(
             **_encoder_sizes(state, encoder_dim, shape, weights),
             codebook_bits=bits, bit_standardize=False,
             post_dim=post_dim, post_layers=_count(state, "post_quant.transformer.layers."),
-            post_heads=POST_HEADS, post_transformer="rotary", trunk_input_mlp=True,
-            heads="esmfold", trunk_blocks=trunk_blocks, pair_from_sequence=False,
+            post_heads=POST_HEADS, decoder="reference", trunk_blocks=trunk_blocks,
+            pair_from_sequence=False,
             pair_dim=pair_dim, seq_head_width=seq_hw, pair_head_width=pair_hw,
             position_bins=inferred["decoder_config.trunk.position_bins"],
             sm_blocks=from_cfg("decoder_config.trunk.structure_module.no_blocks",
