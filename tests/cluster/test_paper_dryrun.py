@@ -74,8 +74,10 @@ def test_one_job_per_shard(paper):
         assert len(values) == len(set(values)), f"{rule}: a shard twice"
         return set(values)
 
-    assert shards("download_pdb", "scatteritem") == {f"{i}-of-{n_pdb}" for i in range(1, n_pdb + 1)}
-    assert stats.get("download_afdb", 0) == n_afdb
+    fetch = [j for j in jobs if j.rule == "download_fetch"]
+    for source, n in (("pdb", n_pdb), ("afdb", n_afdb)):
+        items = [j.wildcards["scatteritem"] for j in fetch if j.wildcards["source"] == source]
+        assert sorted(items) == sorted(f"{i}-of-{n}" for i in range(1, n + 1)), source
     assert shards("process_parse", "pshard") == {f"{i:05d}" for i in range(n_parse)}
     assert shards("tokenize", "tokshard") == {f"{i:05d}-of-{n_chain:05d}" for i in range(n_chain)}
 
@@ -83,9 +85,11 @@ def test_one_job_per_shard(paper):
 def test_job_count(paper):
     cfg, jobs, stats, _ = paper
     dl, proc = cfg["download"], cfg.get("process", {})
+    n_pdb = dl["pdb"]["shards"] if dl["pdb"].get("enabled", True) else 0
+    n_afdb = dl["afdb"]["shards"] if dl["afdb"].get("enabled", True) else 0
     expected = {
-        "download_pdb_ids": 1, "download_pdb_gather": 1, "download_afdb_gather": 1,
-        "download_pdb": dl["pdb"]["shards"],
+        "download_pdb_ids": 1, "download_gather": 2,
+        "download_fetch": n_pdb + n_afdb,
         "download_swissprot": int(dl["afdb"]["swissprot"]["enabled"]),
         "process_parse": int(proc.get("parse_shards", 2)), "process_gather": 1,
         "train_tokenizer": 1, "tokenize": int(proc.get("n_shards", 2)),
@@ -93,7 +97,7 @@ def test_job_count(paper):
     }
     assert generated_tasks(jobs) == sorted(cfg["generate"]["tasks"])
     if dl["afdb"].get("enabled", True):
-        expected |= {"download_afdb_ids": 1, "download_afdb": dl["afdb"]["shards"]}
+        expected["download_afdb_ids"] = 1
     tok = cfg["tokenizer"]
     # the paper's frozen ESM-IF1 encoder: its weights are downloaded once before training
     expected["fetch_tokenizer_encoder"] = int(
@@ -111,7 +115,7 @@ def test_job_count(paper):
     for step, n in per_step.items():
         assert 1 <= n <= n_tasks, f"{step}: {n} jobs"
     assert sum(n for r, n in stats.items() if r != "total") == stats["total"] == len(jobs)
-    shard_jobs = sum(expected[r] for r in ("download_pdb", "process_parse", "tokenize"))
+    shard_jobs = sum(expected[r] for r in ("download_fetch", "process_parse", "tokenize"))
     assert stats["total"] > shard_jobs > 100
 
 
@@ -144,7 +148,7 @@ def test_shards_are_grouped_into_fewer_slurm_jobs(paper):
     per_job = profile["group-components"]["tokenize"]
     assert out.count("Group job tokenize ") == math.ceil(n_chain / per_job)
     assert all(j.group == "tokenize" for j in jobs if j.rule == "tokenize")
-    assert all(j.group == "download" for j in jobs if j.rule == "download_pdb")
+    assert all(j.group == "download" for j in jobs if j.rule == "download_fetch")
     assert all(j.group == "parse" for j in jobs if j.rule == "process_parse")
     assert _only(jobs, "train_lm").group is None
 

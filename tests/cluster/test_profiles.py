@@ -65,7 +65,7 @@ def test_slurm_profile_defaults_are_a_paper_scale_gpu_site():
     assert res["train_tokenizer"]["gpu"] == "1"
     for rule in GPU_RULES:
         assert res[rule]["slurm_partition"] == "gpu", rule
-    for rule in ("tokenize", "process_parse", "download_pdb"):
+    for rule in ("tokenize", "process_parse", "download_fetch"):
         assert "gpu" not in res[rule] and "slurm_partition" not in res[rule], rule
     assert int(threads["train_lm"]) == 32 and int(threads["tokenize"]) == 2
     assert pairs(p["groups"])["tokenize"] == "tokenize"

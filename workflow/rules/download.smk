@@ -26,16 +26,23 @@ scattergather:
     download_afdb=DL["afdb"]["shards"],
 
 
-_AFDB_MANIFESTS = (
-    gather.download_afdb(res("download", "afdb", "manifest-{scatteritem}.parquet"))
-    if DL["afdb"]["enabled"]
-    else []
-) + (
-    [res("download", "afdb", "swissprot_manifest.parquet")]
-    if DL["afdb"]["swissprot"]["enabled"]
-    else []
-)
+wildcard_constraints:
+    source="pdb|afdb",
 
+# The manifests each source's gather reads: its shards' (scattergather download_<source>), and
+# Swiss-Prot's tar for afdb.
+DL_MANIFESTS = {
+    source: (
+        getattr(gather, f"download_{source}")(
+            res("download", source, "manifest-{scatteritem}.parquet")
+        )
+        if DL[source]["enabled"]
+        else []
+    )
+    for source in ("pdb", "afdb")
+}
+if DL["afdb"]["swissprot"]["enabled"]:
+    DL_MANIFESTS["afdb"].append(res("download", "afdb", "swissprot_manifest.parquet"))
 
 rule download_pdb_ids:
     input:
@@ -64,58 +71,6 @@ rule download_pdb_ids:
         "--relative-to {params.root:q} > {log} 2>&1"
 
 
-rule download_pdb:
-    input:
-        ids=rules.download_pdb_ids.output[0],
-    output:
-        ensure(res("download", "pdb", "manifest-{scatteritem}.parquet"), non_empty=True),
-    log:
-        res("logs", "download", "pdb-{scatteritem}.log"),
-    benchmark:
-        res("benchmarks", "download", "pdb-{scatteritem}.tsv")
-    conda:
-        "../../envs/data.yaml"
-    threads: 4
-    resources:
-        mem_mb=lambda wc, attempt: 1000 * attempt,
-        runtime=240,
-    retries: 2
-    params:
-        code=code_version("download"),
-        cfg=section("download"),
-        root=lambda wc: DL_ROOT,
-        raw=res("raw", "pdb"),
-    shell:
-        "dplm2 download fetch --source pdb --ids {input.ids} --shard {wildcards.scatteritem} "
-        "--raw {params.raw:q} --manifest {output} --threads {threads} --params {params.cfg:q} "
-        "--relative-to {params.root:q} > {log} 2>&1"
-
-
-rule download_pdb_gather:
-    input:
-        gather.download_pdb(res("download", "pdb", "manifest-{scatteritem}.parquet"))
-        if DL["pdb"]["enabled"]
-        else [],
-    output:
-        res("download", "pdb_manifest.parquet"),
-    log:
-        res("logs", "download", "pdb_gather.log"),
-    benchmark:
-        res("benchmarks", "download", "pdb_gather.tsv")
-    conda:
-        "../../envs/data.yaml"
-    threads: 1
-    resources:
-        mem_mb=lambda wc, attempt: 2000 * attempt,
-        runtime=30,
-    params:
-        code=code_version("download"),
-        cfg=section("download"),
-    shell:
-        "dplm2 download gather --inputs {input} --output {output} --params {params.cfg:q} "
-        "> {log} 2>&1"
-
-
 rule download_afdb_ids:
     input:
         [_dl_local(DL["afdb"]["accession_file"])] if DL["afdb"]["accession_file"] else [],
@@ -140,15 +95,16 @@ rule download_afdb_ids:
         "--relative-to {params.root:q} > {log} 2>&1"
 
 
-rule download_afdb:
+rule download_fetch:
+    """One shard of a source's ID list (scattergather download_pdb / download_afdb)."""
     input:
-        ids=rules.download_afdb_ids.output[0],
+        ids=lambda wc: getattr(rules, f"download_{wc.source}_ids").output[0],
     output:
-        ensure(res("download", "afdb", "manifest-{scatteritem}.parquet"), non_empty=True),
+        ensure(res("download", "{source}", "manifest-{scatteritem}.parquet"), non_empty=True),
     log:
-        res("logs", "download", "afdb-{scatteritem}.log"),
+        res("logs", "download", "{source}-{scatteritem}.log"),
     benchmark:
-        res("benchmarks", "download", "afdb-{scatteritem}.tsv")
+        res("benchmarks", "download", "{source}-{scatteritem}.tsv")
     conda:
         "../../envs/data.yaml"
     threads: 4
@@ -160,9 +116,9 @@ rule download_afdb:
         code=code_version("download"),
         cfg=section("download"),
         root=lambda wc: DL_ROOT,
-        raw=res("raw", "afdb"),
+        raw=res("raw", "{source}"),
     shell:
-        "dplm2 download fetch --source afdb --ids {input.ids} --shard {wildcards.scatteritem} "
+        "dplm2 download fetch --source {wildcards.source} --ids {input.ids} --shard {wildcards.scatteritem} "
         "--raw {params.raw:q} --manifest {output} --threads {threads} --params {params.cfg:q} "
         "--relative-to {params.root:q} > {log} 2>&1"
 
@@ -195,15 +151,16 @@ rule download_swissprot:
         "--params {params.cfg:q} --relative-to {params.root:q} > {log} 2>&1"
 
 
-rule download_afdb_gather:
+rule download_gather:
+    """A source's manifest: its shard manifests (and, for afdb, Swiss-Prot's) in one table."""
     input:
-        _AFDB_MANIFESTS,
+        lambda wc: DL_MANIFESTS[wc.source],
     output:
-        res("download", "afdb_manifest.parquet"),
+        res("download", "{source}_manifest.parquet"),
     log:
-        res("logs", "download", "afdb_gather.log"),
+        res("logs", "download", "{source}_gather.log"),
     benchmark:
-        res("benchmarks", "download", "afdb_gather.tsv")
+        res("benchmarks", "download", "{source}_gather.tsv")
     conda:
         "../../envs/data.yaml"
     threads: 1
