@@ -25,7 +25,7 @@ demo: install
 # The test suite, then the examples in the package's docstrings (every module under src/dplm2 is
 # imported; ~10 s).
 test: install
-	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pytest -q -m "not long" tests
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pytest -q -m "not long" --durations=15 tests
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pytest -q --doctest-modules src/dplm2
 
 # Model-quality proofs that take minutes (the LM memorisation under the reference's loss,
