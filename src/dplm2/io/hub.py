@@ -22,6 +22,10 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 
+class MissingHubFile(FileNotFoundError):
+    """The hub repository exists but lacks a file (a loader may then try another layout)."""
+
+
 def parse_hub_id(name: str | os.PathLike) -> tuple[str, str | None] | None:
     """``(repo, revision)`` of ``owner/name[@revision]``; ``None`` for an existing path or
     anything else.
@@ -84,26 +88,40 @@ def model_files(
         raise FileNotFoundError(f"{name_or_path}: neither an existing folder nor a hub id 'owner/name'")
     repo, revision = hub
     from huggingface_hub import hf_hub_download
-    from huggingface_hub.errors import EntryNotFoundError
+    from huggingface_hub.errors import (
+        EntryNotFoundError,
+        LocalEntryNotFoundError,
+        RepositoryNotFoundError,
+        RevisionNotFoundError,
+    )
+
+    where = f"{repo}@{revision}" if revision else repo
 
     def fetch(fname: str) -> Path:
-        return Path(hf_hub_download(repo, fname, revision=revision, cache_dir=cache_dir))
+        try:
+            return Path(hf_hub_download(repo, fname, revision=revision, cache_dir=cache_dir))
+        except LocalEntryNotFoundError:
+            raise  # offline and not cached: its own message says so
+        except EntryNotFoundError as exc:
+            raise MissingHubFile(f"{where}: the hub repository has no {fname} ({what})") from exc
+        except (RepositoryNotFoundError, RevisionNotFoundError) as exc:
+            raise FileNotFoundError(f"{where}: no such hub repository or revision ({what}): "
+                                    f"{exc}") from exc
 
     out = {fname: fetch(fname) for fname in required}
     for fname in optional:
         try:
             out[fname] = fetch(fname)
-        except EntryNotFoundError:
+        except MissingHubFile:
             out[fname] = None
     for fname in one_of:
         try:
             out["one_of"] = fetch(fname)
             break
-        except EntryNotFoundError:
+        except MissingHubFile:
             continue
     else:
         if one_of:
-            raise FileNotFoundError(f"{repo}: has neither of {tuple(one_of)}")
-    log.info("fetched %s from %s%s", ", ".join(p.name for p in out.values() if p is not None), repo,
-             f"@{revision}" if revision else "")
+            raise FileNotFoundError(f"{where}: has neither of {tuple(one_of)} ({what})")
+    log.info("fetched %s from %s", ", ".join(p.name for p in out.values() if p is not None), where)
     return out

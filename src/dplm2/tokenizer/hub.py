@@ -20,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-from dplm2.io.hub import model_files, parse_hub_id
+from dplm2.io.hub import MissingHubFile, model_files, parse_hub_id
 from dplm2.config import ConfigError
 from dplm2.io import atomic_path, atomic_write_text, sha256_file  # noqa: F401 (re-exported)
 from dplm2.io.weights import (
@@ -126,15 +126,8 @@ def load_tokenizer(
         return official.load_official_tokenizer(name, device=device, cache_dir=cache_dir)
     try:
         cfg_path, weights = resolve_files(name_or_path, cache_dir)
-    except Exception as exc:
-        from huggingface_hub.errors import (
-            EntryNotFoundError,
-            LocalEntryNotFoundError,
-        )
-
+    except MissingHubFile:
         # The repository exists but has no config.json: maybe the released layout.
-        if not isinstance(exc, EntryNotFoundError) or isinstance(exc, LocalEntryNotFoundError):
-            raise
         log.info("%s has no %s: trying the released tokenizer layout", name, CONFIG_NAME)
         return official.load_official_tokenizer(name, device=device, cache_dir=cache_dir)
     model = StructureTokenizer(read_config(cfg_path))
