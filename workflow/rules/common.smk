@@ -1,12 +1,11 @@
 # Shared helpers of the rule files (output folder, code-version params, JSON params).
-import copy
 import hashlib
 import json
 import os
+import shlex
 import signal
 from pathlib import Path
 
-import yaml
 from snakemake.exceptions import WorkflowError
 
 
@@ -94,6 +93,18 @@ def code_version(*packages):
             if f.exists():
                 h.update(f.read_bytes())
     return h.hexdigest()[:16]
+
+
+def input_flags(input, names):
+    """``--<name> path ...`` (``_`` in a name becomes ``-``, paths quoted) for the named inputs
+    of a job that its command takes as flags; names the job does not have are left out."""
+    flags = []
+    for name in names:
+        if name in input.keys():
+            paths = input[name]
+            flags.append(shlex.join([f"--{name.replace('_', '-')}",
+                                     *([paths] if isinstance(paths, str) else paths)]))
+    return " ".join(flags)
 
 
 def section(*keys):

@@ -57,15 +57,12 @@ def eval_metric_args(wildcards, input, output, threads):
     """The `dplm2 evaluate` command line of one metric table (EVAL_METRIC_RUN)."""
     run = EVAL_METRIC_RUN[wildcards.metric]
     args = [run["command"], "--task", wildcards.task, "--samples", input.samples]
-    for name in run.get("inputs", []):
-        paths = input[name]
-        args += [f"--{name.replace('_', '-')}", *([paths] if isinstance(paths, str) else paths)]
-    args += ["--out", output[0]]
+    options = ["--out", output[0]]
     if run.get("threads"):
-        args += ["--threads", str(threads)]
+        options += ["--threads", str(threads)]
     if run.get("params"):
-        args += ["--params", section("evaluate", wildcards.metric)]
-    return shlex.join(args)
+        options += ["--params", section("evaluate", wildcards.metric)]
+    return " ".join([shlex.join(args), input_flags(input, run.get("inputs", [])), shlex.join(options)])
 
 
 def eval_refold_models(wildcards):

@@ -10,6 +10,8 @@
 # structure files; ss_cogen (secondary-structure-conditioned co-generation) reads the
 # p(SS | token) table that rule ss_table counts on the training chains.
 
+import os
+
 
 include: "generate_common.smk"
 

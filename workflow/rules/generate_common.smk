@@ -2,8 +2,6 @@
 # included by generate.smk.
 
 import json
-import os
-import shlex
 
 GEN = config["generate"]
 GEN_TASKS = [t for t in GEN["tasks"] if lm_serves(t)]
@@ -52,8 +50,4 @@ def gen_task_inputs(wildcards):
 
 
 def gen_input_args(wildcards, input):
-    return " ".join(
-        f"--{name.replace('_', '-')} " + " ".join(shlex.quote(p) for p in input[name])
-        for name in ("tokens", "chains", "ss_table")
-        if name in input.keys()
-    )
+    return input_flags(input, ("tokens", "chains", "ss_table"))

@@ -12,8 +12,8 @@
 
 import os
 
-PROC = config.setdefault("process", {})
-PROC_PARSE_N = int(PROC["parse_shards"])
+PROC = config["process"]
+PROC_PARSE_N = PROC["parse_shards"]
 PROC_PARSE_SHARDS = [f"{i:05d}-of-{PROC_PARSE_N:05d}" for i in range(PROC_PARSE_N)]
 
 PROCESS_TARGETS = CHAIN_SHARDS + [

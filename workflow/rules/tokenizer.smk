@@ -14,7 +14,6 @@
 #       results/tokenizer by tokenize and every other consumer when released.tokenizer is set
 #       (TOKENIZER_DIR in common.smk), so train_tokenizer is not needed.
 
-import json
 import os
 
 

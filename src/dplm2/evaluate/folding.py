@@ -194,7 +194,6 @@ class Dplm2FoldingBackend:
 
     def __init__(self, lm: str | Path, tokenizer: str | Path, *, device: str = "auto",
                  max_iter: int = 100, seed: int = 0, batch_size: int = 1) -> None:
-
         from dplm2.train import pick_device
 
         try:
